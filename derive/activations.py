@@ -1,0 +1,214 @@
+"""Activation functions: one table of formulas; every derivative is computed by SymPy.
+
+An activation is a formula in the scalar symbol `Z` (or, for softmax, a map of the whole
+pre-activation vector). Nothing here knows a derivative by heart: `derivative` differentiates the
+formula, and `output_form` looks for the same derivative written in the activation's output `H`
+(σ′ = σ(1 − σ), tanh′ = 1 − tanh²) by inverting the formula, and keeps it only once SymPy has
+checked the identity.
+"""
+
+from __future__ import annotations
+
+import io
+import signal
+import threading
+import tokenize
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import sympy as sp
+from sympy.parsing.sympy_parser import parse_expr, standard_transformations
+
+from derive.errors import DeriveError
+
+Z = sp.Symbol("z")
+H = sp.Symbol("h")
+
+
+@dataclass(frozen=True)
+class Activation:
+    """One activation. `formula` is a scalar expression in Z, or None for a vector map."""
+
+    name: str
+    description: str
+    formula: sp.Expr | None
+    vector_map: Callable[[Sequence[sp.Expr]], list[sp.Expr]] | None = field(default=None, compare=False)
+    source: str | None = None  # the user's text, for a user-defined activation
+
+    @property
+    def elementwise(self) -> bool:
+        return self.formula is not None
+
+    @property
+    def is_identity(self) -> bool:
+        return self.formula == Z
+
+    def apply(self, zs: Sequence[sp.Expr]) -> list[sp.Expr]:
+        """The activation's outputs as expressions in the given pre-activations."""
+        if self.formula is None:
+            assert self.vector_map is not None
+            return self.vector_map(zs)
+        return [self.formula.xreplace({Z: z}) for z in zs]
+
+    @property
+    def derivative(self) -> sp.Expr:
+        """dσ/dz, by SymPy, with relu′(0) = 0 (autograd's choice)."""
+        assert self.formula is not None
+        return derivative_of(self.formula)
+
+    @property
+    def output_form(self) -> sp.Expr | None:
+        """The derivative as an expression in the output H alone, when one exists and checks."""
+        assert self.formula is not None
+        return output_form_of(self.formula)
+
+
+def normalize_derivative(expr: sp.Expr) -> sp.Expr:
+    """Heaviside(z) is ½ at 0 in SymPy; autograd (and every handout's relu′) uses 0."""
+    return expr.replace(
+        lambda e: isinstance(e, sp.Heaviside) and e.args[1:] in ((), (sp.S.Half,)),
+        lambda e: sp.Heaviside(e.args[0], 0),
+    )
+
+
+@lru_cache(maxsize=None)
+def derivative_of(formula: sp.Expr) -> sp.Expr:
+    return normalize_derivative(sp.diff(formula, Z))
+
+
+@contextmanager
+def _time_limit(seconds: int):
+    """Bound SymPy's `solve` on user formulas; without a main thread we simply do not try."""
+    if threading.current_thread() is not threading.main_thread():
+        raise TimeoutError
+
+    def _raise(signum, frame):
+        raise TimeoutError
+
+    old = signal.signal(signal.SIGALRM, _raise)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+
+
+@lru_cache(maxsize=None)
+def output_form_of(formula: sp.Expr) -> sp.Expr | None:
+    derivative = derivative_of(formula)
+    if Z not in derivative.free_symbols or derivative.has(sp.Heaviside, sp.Piecewise, sp.DiracDelta):
+        return None  # constant, or a gate that reads best in z (1[z > 0])
+    for g in _output_candidates(formula, derivative):
+        if Z in g.free_symbols or g.has(sp.LambertW, sp.I) or sp.count_ops(g) > 8:
+            continue
+        # The identity is checked once per formula, on scalars; it then holds entry by entry.
+        if sp.simplify(g.xreplace({H: formula}) - derivative) == 0:
+            return _tidy(g)
+    return None
+
+
+def _output_candidates(formula: sp.Expr, derivative: sp.Expr) -> Iterator[sp.Expr]:
+    if derivative.has(formula):  # tanh′ = 1 − tanh(z)²: the output is already there
+        yield derivative.subs(formula, H)
+    try:
+        with _time_limit(3):
+            inverses = sp.solve(sp.Eq(H, formula), Z)
+    except (TimeoutError, NotImplementedError, ValueError, TypeError):
+        return
+    for inverse in inverses:
+        yield sp.factor(sp.simplify(derivative.xreplace({Z: inverse})))
+
+
+def _tidy(g: sp.Expr) -> sp.Expr:
+    """The shortest of a few equal spellings: −h(h − 1) reads h(1 − h), (e^h − 1)e^(−h) reads 1 − e^(−h)."""
+    spellings = [g, sp.expand(g)]
+    coeff, factors = g.as_coeff_mul()
+    sums = [f for f in factors if isinstance(f, sp.Add)]
+    if coeff == -1 and len(sums) == 1:
+        spellings.append(sp.Mul(*[-f if f is sums[0] else f for f in factors]))
+    return min(spellings, key=lambda e: (sp.count_ops(e), not isinstance(e, sp.Mul), len(str(e))))
+
+
+def _softmax(zs: Sequence[sp.Expr]) -> list[sp.Expr]:
+    total = sp.Add(*[sp.exp(z) for z in zs])
+    return [sp.exp(z) / total for z in zs]
+
+
+def leaky_relu(slope: sp.Rational) -> Activation:
+    return Activation(
+        "leaky_relu",
+        f"leaky ReLU, slope {slope} for z ≤ 0",
+        sp.Piecewise((Z, Z > 0), (slope * Z, True)),
+    )
+
+
+DEFAULT_LEAKY_SLOPE = sp.Rational(1, 100)
+
+ACTIVATIONS: dict[str, Activation] = {
+    a.name: a
+    for a in (
+        Activation("identity", "identity (linear output)", Z),
+        Activation("relu", "rectified linear unit, max(0, z)", sp.Max(0, Z)),
+        leaky_relu(DEFAULT_LEAKY_SLOPE),
+        Activation("sigmoid", "logistic sigmoid, 1/(1 + e^(−z))", 1 / (1 + sp.exp(-Z))),
+        Activation("tanh", "hyperbolic tangent", sp.tanh(Z)),
+        Activation("softplus", "softplus, log(1 + e^z)", sp.log(1 + sp.exp(Z))),
+        Activation("softmax", "softmax over the layer, e^(z_i) / Σ_j e^(z_j)", None, _softmax),
+    )
+}
+
+# What a user-defined activation may call: SymPy's own functions, nothing else.
+ALLOWED_FUNCTIONS: dict[str, object] = {
+    "exp": sp.exp, "log": sp.log, "sqrt": sp.sqrt, "tanh": sp.tanh, "sinh": sp.sinh,
+    "cosh": sp.cosh, "sin": sp.sin, "cos": sp.cos, "atan": sp.atan, "erf": sp.erf,
+    "Abs": sp.Abs, "abs": sp.Abs, "Max": sp.Max, "Min": sp.Min, "max": sp.Max, "min": sp.Min,
+    "Heaviside": sp.Heaviside, "pi": sp.pi, "E": sp.E,
+}
+_ALLOWED_OPERATORS = {"+", "-", "*", "/", "**", "(", ")", ",", "."}
+
+
+def parse_user_activation(text: str) -> Activation:
+    """A formula in z, parsed by SymPy's parser after a token whitelist (no eval of user text)."""
+    try:
+        tokens = list(tokenize.generate_tokens(io.StringIO(text).readline))
+    except (tokenize.TokenError, IndentationError, SyntaxError):
+        raise DeriveError(f"activation expression {text!r} does not parse") from None
+    for tok in tokens:
+        if tok.type == tokenize.NAME and tok.string != "z" and tok.string not in ALLOWED_FUNCTIONS:
+            allowed = ", ".join(sorted(ALLOWED_FUNCTIONS))
+            raise DeriveError(
+                f"activation expression {text!r} uses {tok.string!r}; only z and {allowed} are allowed"
+            )
+        if tok.type == tokenize.OP and tok.string not in _ALLOWED_OPERATORS:
+            raise DeriveError(f"activation expression {text!r} uses the operator {tok.string!r}")
+        if tok.type == tokenize.ERRORTOKEN and not tok.string.isspace():
+            raise DeriveError(f"activation expression {text!r} has an unexpected {tok.string!r}")
+    try:
+        expr = parse_expr(
+            text,
+            local_dict={"z": Z, **ALLOWED_FUNCTIONS},
+            global_dict={"Integer": sp.Integer, "Float": sp.Float, "Rational": sp.Rational,
+                         "Symbol": sp.Symbol},
+            transformations=standard_transformations,
+        )
+    except Exception:  # SymPy's parser raises many types for malformed text
+        raise DeriveError(f"activation expression {text!r} does not parse") from None
+    if not isinstance(expr, sp.Expr) or expr.free_symbols != {Z}:
+        raise DeriveError(f"activation expression {text!r} must be an expression in z")
+    expr = sp.nsimplify(expr, rational=True) if expr.has(sp.Float) else expr
+    return Activation("custom", f"user-defined, {expr}", expr, source=text)
+
+
+def get_activation(name: str, slope: sp.Rational | None = None) -> Activation:
+    """A table entry by name, or a user formula in z."""
+    if name == "leaky_relu":
+        return leaky_relu(slope if slope is not None else DEFAULT_LEAKY_SLOPE)
+    if name in ACTIVATIONS:
+        return ACTIVATIONS[name]
+    if name.isidentifier() and "z" != name:
+        valid = ", ".join(ACTIVATIONS)
+        raise DeriveError(f"unknown activation {name!r}; valid: {valid}, or an expression in z")
+    return parse_user_activation(name)

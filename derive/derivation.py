@@ -1,0 +1,72 @@
+"""The derivation as plain data, and the one function that produces it.
+
+spec → network → local Jacobians → chains → Derivation. Renderers read a Derivation and nothing else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sympy as sp
+
+from derive.blocks import Blocks, network_blocks
+from derive.chain import Chain, build_chains
+from derive.jacobians import Jacobians, LocalJacobian, local_jacobians
+from derive.network import SymbolicNetwork, build_network
+from derive.spec import NetworkSpec
+
+
+@dataclass(frozen=True)
+class Equation:
+    lhs: sp.Symbol
+    rhs: sp.Expr
+
+
+@dataclass(frozen=True)
+class Derivation:
+    spec: NetworkSpec
+    network: SymbolicNetwork
+    blocks: Blocks
+    forward: tuple[Equation, ...]      # component by component, layer by layer
+    loss: Equation
+    jacobians: Jacobians
+    deltas: tuple[Chain, ...]          # output layer first
+    gradients: tuple[Chain, ...]       # W1, b1, W2, ...
+    example: object | None = None      # a WorkedExample, when the spec has numbers
+
+    @property
+    def local_jacobians(self) -> list[LocalJacobian]:
+        return self.jacobians.in_order()
+
+    @property
+    def verified(self) -> bool:
+        return all(c.verified for c in (*self.deltas, *self.gradients))
+
+    def delta(self, layer: int) -> Chain:
+        return next(c for c in self.deltas if c.target == f"delta{layer}")
+
+    def gradient(self, param: str) -> Chain:
+        return next(c for c in self.gradients if c.target == param)
+
+
+def forward_equations(net: SymbolicNetwork) -> tuple[Equation, ...]:
+    out: list[Equation] = []
+    for layer in net.layers:
+        out.extend(Equation(z, e) for z, e in zip(layer.z, layer.z_exprs))
+        out.extend(Equation(h, e) for h, e in zip(layer.h, layer.h_exprs))
+    return tuple(out)
+
+
+def derive(spec: NetworkSpec) -> Derivation:
+    """The whole pipeline: every Jacobian formed, every chain multiplied out, every rewrite checked."""
+    net = build_network(spec)
+    blocks = network_blocks(net)
+    jac = local_jacobians(net, blocks)
+    deltas, gradients = build_chains(net, blocks, jac)
+    derivation = Derivation(spec, net, blocks, forward_equations(net), Equation(sp.Symbol("L"), net.loss_expr),
+                            jac, tuple(deltas), tuple(gradients))
+    if spec.example is not None:
+        from derive.example import work_example
+
+        derivation = Derivation(**{**derivation.__dict__, "example": work_example(derivation)})
+    return derivation

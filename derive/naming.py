@@ -1,0 +1,242 @@
+"""Every name in one place: component symbols (fixed, for JSON and code) and block names.
+
+Display names that follow a course's notation live in `derive.notation`; the names here never change.
+"""
+
+from __future__ import annotations
+
+
+def component(block: str, i: int) -> str:
+    """x_1, y_2, yhat_1, z1_3, h2_1, delta2_1 (1-based)."""
+    return f"{block}_{i}"
+
+
+def weight(layer: int, i: int, j: int) -> str:
+    """Row i, column j of W{layer} as the convention stores it."""
+    return f"W{layer}_{i}_{j}"
+
+
+def bias(layer: int, i: int) -> str:
+    return f"b{layer}_{i}"
+
+
+def activation_block(layer: int, last: bool) -> str:
+    return "yhat" if last else f"h{layer}"
+
+
+def input_block(layer: int) -> str:
+    """The block a layer reads: x for layer 1, h{l-1} after."""
+    return "x" if layer == 1 else f"h{layer - 1}"
+
+
+def delta(layer: int) -> str:
+    return f"delta{layer}"
+
+
+def derivative_block(layer: int) -> str:
+    """The vector σ′(z{l}), the diagonal of ∂h{l}/∂z{l}."""
+    return f"dact{layer}"
+
+
+LOSS_GRADIENT = "gL"  # ∂L/∂ŷ as a vector
+
+
+def jacobian(of: str, wrt: str) -> str:
+    """A chain factor's name, d{of}/d{wrt}; weights are flattened: dz1/dW1 means ∂z1/∂vec(W1)."""
+    return f"d{of}/d{wrt}"
+
+
+def gradient(param: str) -> str:
+    """dW1, db2: the code's names for gradients."""
+    return f"d{param}"
+
+
+def gradient_block(param: str) -> str:
+    """The block name of ∂L/∂W1 (shaped by the layout)."""
+    return f"dL_d{param}"
+
+
+def vec_gradient_block(layer: int) -> str:
+    """∂L/∂vec(W{layer}), the 1 × mn row of the chain rule."""
+    return f"dL_dvecW{layer}"
+
+
+# ------------------------------------------------------------------------------------------------
+# Display names: how each block and component is written, in a course's notation, as text or LaTeX.
+
+import re  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+
+_GREEK_TEXT = dict(zip(
+    ("alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho sigma tau "
+     "upsilon phi chi psi omega").split(),
+    "αβγδεζηθικλμνξοπρστυφχψω",
+))
+_SUP = str.maketrans("0123456789()+-=aeoixnhjlmrstuvwz", "⁰¹²³⁴⁵⁶⁷⁸⁹⁽⁾⁺⁻⁼ᵃᵉᵒⁱˣⁿʰʲˡᵐʳˢᵗᵘᵛʷᶻ")
+_SUB = str.maketrans("0123456789,", "₀₁₂₃₄₅₆₇₈₉,")
+
+_COMPONENT = re.compile(r"(?P<block>x|y|yhat|(?:z|h|b|delta|dact)\d+)_(?P<i>\d+)|W(?P<l>\d+)_(?P<wi>\d+)_(?P<wj>\d+)")
+_LAYERED = re.compile(r"(?P<role>z|h|b|W|delta|dact|J)(?P<l>\d+)")
+
+
+def letter_text(letter: str) -> str:
+    hat = letter.endswith("hat") and len(letter) > 3
+    base = letter[:-3] if hat else letter
+    if base.lower() in _GREEK_TEXT:
+        base = _GREEK_TEXT[base.lower()] if base.islower() else _GREEK_TEXT[base.lower()].upper()
+    return base + "\u0302" if hat else base
+
+
+def letter_latex(letter: str, bold: bool = False) -> str:
+    hat = letter.endswith("hat") and len(letter) > 3
+    base = letter[:-3] if hat else letter
+    if base.lower() in _GREEK_TEXT:
+        base = "\\" + base
+        if bold:
+            base = rf"\boldsymbol{{{base}}}"
+    elif bold:
+        base = rf"\mathbf{{{base}}}"
+    return rf"\hat{{{base}}}" if hat else base
+
+
+@dataclass(frozen=True)
+class Display:
+    """Names in one course's notation. `notation` is a spec.Notation; `functions` the activation names."""
+
+    notation: object
+    depth: int
+    functions: tuple[str, ...]  # per layer, the name its activation is written with (σ, relu, tanh, f)
+
+    # -- pieces ------------------------------------------------------------------------------------
+
+    def label(self, l: int) -> str:
+        out = self.notation.output_layer
+        return out if out and l == self.depth else str(l)
+
+    def _index(self, l: int, latex: bool, extra: str = "") -> str:
+        """The layer index as the notation writes it; `extra` rides inside (g^[1 z])."""
+        lab, style = self.label(l), self.notation.index_style
+        if latex:
+            if style == "paren":
+                return f"^{{({lab}{extra})}}"
+            if style == "bracket":
+                return f"^{{[{lab}{extra}]}}"
+            return f"_{{{lab}{extra}}}"
+        if style == "subscript":
+            return (lab + extra).translate(_SUB) if (lab + extra).isdigit() else f"_{lab}{extra}"
+        if style == "bracket":  # Unicode has no superscript brackets
+            return f"^[{lab}{extra}]"
+        sup = f"({lab}{extra})".translate(_SUP)
+        return sup if all(c in "⁰¹²³⁴⁵⁶⁷⁸⁹⁽⁾ᵃᵉᵒⁱˣⁿʰʲˡᵐʳˢᵗᵘᵛʷᶻ" for c in sup) else f"^({lab}{extra})"
+
+    def letter(self, role: str, latex: bool, bold: bool = False) -> str:
+        value = getattr(self.notation, role)
+        return letter_latex(value, bold) if latex else letter_text(value)
+
+    def _role(self, role: str) -> str:
+        return {"z": "pre", "h": "post", "b": "bias", "W": "weight"}[role]
+
+    # -- blocks --------------------------------------------------------------------------------------
+
+    def block(self, name: str, latex: bool = False) -> str:
+        """x, z⁽¹⁾, W⁽²⁾, δ⁽¹⁾, σ′(z⁽¹⁾), ∂L/∂W⁽¹⁾ ... for every block name the engine uses."""
+        n = self.notation
+        simple = {"x": "input", "y": "target", "yhat": "output"}
+        if name in simple:
+            return self.letter(simple[name], latex, bold=True)
+        if name == LOSS_GRADIENT:
+            return self.gradient_of(self.block("yhat", latex), latex, layer_role=("a", self.depth))
+        if name.startswith("dL_dvecW"):
+            w = self.block("W" + name.removeprefix("dL_dvecW"), latex)
+            inner = rf"\operatorname{{vec}}({w})" if latex else f"vec({w})"
+            grad = self.gradient_of(inner, latex, layer_role=("W", int(name.removeprefix("dL_dvecW"))))
+            if n.backward == "g":
+                return rf"\operatorname{{vec}}({grad})" if latex else f"vec({grad})"
+            return grad
+        if name.startswith("dL_d"):
+            param = name.removeprefix("dL_d")
+            return self.gradient_of(self.block(param, latex), latex, layer_role=(param[0], int(param[1:])))
+        m = _LAYERED.fullmatch(name)
+        if not m:
+            return name
+        role, l = m["role"], int(m["l"])
+        if role == "delta":
+            z = self.block(f"z{l}", latex)
+            if n.backward == "delta":
+                return (r"\boldsymbol{\delta}" if latex else "δ") + self._index(l, latex)
+            return self.gradient_of(z, latex, layer_role=("z", l))
+        if role == "dact":
+            return self.derivative(l, self.block(f"z{l}", latex), latex)
+        if role == "J":
+            return (r"\mathbf{J}" if latex else "J") + self._index(l, latex)
+        if role == "h" and l == self.depth:
+            return self.block("yhat", latex)
+        return self.letter(self._role(role), latex, bold=True) + self._index(l, latex)
+
+    def gradient_of(self, wrt: str, latex: bool, layer_role: tuple[str, int]) -> str:
+        n = self.notation
+        loss = self.letter("loss", latex)
+        if n.backward == "g":  # g^[l z], g^[l W], ... as seed 001 writes them
+            role, l = layer_role
+            letter = {"a": n.post, "z": n.pre, "W": n.weight, "b": n.bias}.get(role, role)
+            extra = (r"\," if latex else " ") + (letter_latex(letter) if latex else letter_text(letter))
+            return "g" + self._index(l, latex, extra)
+        if n.backward == "nabla":
+            return rf"\nabla_{{{wrt}}} {loss}" if latex else f"∇_{wrt} {loss}"
+        return rf"\frac{{\partial {loss}}}{{\partial {wrt}}}" if latex else f"∂{loss}/∂{wrt}"
+
+    def derivative(self, l: int, arg: str, latex: bool) -> str:
+        """σ′(z), or for relu the notation's choice: 1[z > 0], relu′(z), max(0, sign(z))."""
+        f = self.functions[l - 1]
+        if f == "relu" and self.notation.relu_prime == "indicator":
+            return rf"\mathbb{{1}}[{arg} > 0]" if latex else f"1[{arg} > 0]"
+        if f == "relu" and self.notation.relu_prime == "sign":
+            return rf"\max(0, \operatorname{{sign}}({arg}))" if latex else f"max(0, sign({arg}))"
+        return f"{self.function(l, latex)}'({arg})" if latex else f"{self.function(l, latex)}′({arg})"
+
+    def function(self, l: int, latex: bool) -> str:
+        f = self.functions[l - 1]
+        if not latex:
+            return f
+        return {"σ": r"\sigma", "φ": r"\varphi"}.get(f, rf"\operatorname{{{f}}}" if len(f) > 1 else f)
+
+    def jacobian(self, of: str, wrt: str, latex: bool = False) -> str:
+        top = "L" if of == "L" else self.block(of, latex)
+        if of == "L":
+            top = self.letter("loss", latex)
+        bottom = self.block(wrt, latex)
+        if wrt.startswith("W"):
+            bottom = rf"\operatorname{{vec}}({bottom})" if latex else f"vec({bottom})"
+        return rf"\frac{{\partial {top}}}{{\partial {bottom}}}" if latex else f"∂{top}/∂{bottom}"
+
+    # -- components ------------------------------------------------------------------------------
+
+    def component(self, name: str, latex: bool = False) -> str:
+        """x₁, W⁽¹⁾₁₂, ŷ₂, z⁽¹⁾₃ (LaTeX: W^{(1)}_{12}); other names are returned unchanged."""
+        m = _COMPONENT.fullmatch(name)
+        if not m:
+            return name
+        if m["l"]:
+            head = self.letter("weight", latex) + self._index(int(m["l"]), latex)
+            indices = (m["wi"], m["wj"])
+        else:
+            block = m["block"]
+            lm = _LAYERED.fullmatch(block)
+            if lm and lm["role"] == "delta":
+                head = (r"\delta" if latex else "δ") + self._index(int(lm["l"]), latex)
+            elif lm and lm["role"] == "h" and int(lm["l"]) == self.depth:
+                head = self.letter("output", latex)
+            elif lm:
+                head = self.letter(self._role(lm["role"]), latex) + self._index(int(lm["l"]), latex)
+            else:
+                head = self.letter({"x": "input", "y": "target", "yhat": "output"}[block], latex)
+            indices = (m["i"],)
+        sep = "," if any(len(i) > 1 for i in indices) else ""
+        if latex:
+            # A layer written as a subscript leaves no room for the unit's: join them.
+            if head.endswith("}") and "_{" in head and self.notation.index_style == "subscript":
+                return head[:-1] + "," + sep.join(indices) + "}"
+            return f"{head}_{{{sep.join(indices)}}}"
+        if self.notation.index_style == "subscript" and not head[-1].isalpha() and "\u0302" not in head[-1]:
+            return head + "," + sep.join(indices).translate(_SUB)
+        return head + sep.join(indices).translate(_SUB)

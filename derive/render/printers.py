@@ -1,0 +1,140 @@
+"""Thin subclasses of SymPy's printers that write symbols in a course's notation.
+
+Only names change: SymPy decides the layout of every expression. Templates use these as filters.
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+from sympy.printing.latex import LatexPrinter
+from sympy.printing.precedence import precedence
+from sympy.printing.str import StrPrinter
+
+from derive.naming import Display
+
+_SUPERSCRIPT = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
+
+
+def _is_compound(expr: sp.Basic) -> bool:
+    return isinstance(expr, sp.MatAdd | sp.MatMul | sp.HadamardProduct | sp.KroneckerProduct)
+
+
+class TextPrinter(StrPrinter):
+    """One-line Unicode: W⁽²⁾₁₁·(ŷ₁ − y₁)·relu′(z⁽¹⁾₁), (W⁽²⁾ᵀ δ⁽²⁾) ⊙ relu′(z⁽¹⁾)."""
+
+    def __init__(self, display: Display) -> None:
+        super().__init__({"order": "none"})
+        self.display = display
+
+    def _print_Symbol(self, expr: sp.Symbol) -> str:
+        return self.display.component(expr.name)
+
+    def _print_MatrixSymbol(self, expr: sp.MatrixSymbol) -> str:
+        return self.display.block(expr.name)
+
+    def _print_Heaviside(self, expr: sp.Heaviside) -> str:
+        arg = self._print(expr.args[0])
+        style = self.display.notation.relu_prime
+        if style == "sign":
+            return f"max(0, sign({arg}))"
+        return f"1[{arg} > 0]"
+
+    def _print_Mul(self, expr: sp.Mul) -> str:
+        return super()._print_Mul(expr).replace("*", "·")
+
+    def _print_Add(self, expr: sp.Add, order=None) -> str:
+        return super()._print_Add(expr, order).replace(" - ", " − ")
+
+    def _print_Pow(self, expr: sp.Pow, rational: bool = False) -> str:
+        base, exp = expr.args
+        if exp.is_Integer and exp > 1:
+            return self.parenthesize(base, precedence(expr), strict=False) + str(exp).translate(_SUPERSCRIPT)
+        return super()._print_Pow(expr, rational).replace("**", "^")
+
+    def _print_exp(self, expr: sp.exp) -> str:
+        return f"exp({self._print(expr.args[0])})"
+
+    def _wrap(self, expr: sp.Basic) -> str:
+        text = self._print(expr)
+        return f"({text})" if _is_compound(expr) else text
+
+    def _print_Transpose(self, expr: sp.Transpose) -> str:
+        text = self._wrap(expr.arg)
+        return (f"({text})" if "/" in text or " " in text else text) + "ᵀ"
+
+    def _print_Max(self, expr: sp.Max) -> str:
+        return f"max({', '.join(self._print(a) for a in expr.args)})"
+
+    def _print_MatMul(self, expr: sp.MatMul) -> str:
+        parts = []
+        for a in expr.args:
+            if getattr(a, "is_Matrix", False):
+                parts.append(f"({self._print(a)})" if isinstance(a, sp.MatAdd | sp.HadamardProduct |
+                                                                 sp.KroneckerProduct) else self._print(a))
+            else:
+                parts.append(self.parenthesize(a, precedence(sp.Mul(2, 3, evaluate=False))))
+        return " ".join(parts)
+
+    def _print_MatAdd(self, expr: sp.MatAdd) -> str:
+        out = []
+        for term in expr.args:
+            negative = isinstance(term, sp.MatMul) and term.args[0] == -1
+            text = self._print(sp.MatMul(*term.args[1:]) if negative else term)
+            out.append(("−" if negative else "+", text))
+        first_sign, first = out[0]
+        head = f"−{first}" if first_sign == "−" else first
+        return " ".join([head] + [f"{sign} {text}" for sign, text in out[1:]])
+
+    def _print_HadamardProduct(self, expr: sp.HadamardProduct) -> str:
+        return " ⊙ ".join(self._wrap(a) for a in expr.args)
+
+    def _print_KroneckerProduct(self, expr: sp.KroneckerProduct) -> str:
+        return " ⊗ ".join(self._wrap(a) for a in expr.args)
+
+    def _print_DiagMatrix(self, expr) -> str:
+        return f"diag({self._print(expr.args[0])})"
+
+    def _print_Identity(self, expr: sp.Identity) -> str:
+        return "I"
+
+
+class NotationLatexPrinter(LatexPrinter):
+    """SymPy's LaTeX, with the notation's names for components and blocks."""
+
+    def __init__(self, display: Display) -> None:
+        super().__init__({"mul_symbol": None, "order": "none"})
+        self.display = display
+
+    def _print_Symbol(self, expr: sp.Symbol, style: str = "plain") -> str:
+        return self.display.component(expr.name, latex=True)
+
+    def _print_MatrixSymbol(self, expr: sp.MatrixSymbol) -> str:
+        return self.display.block(expr.name, latex=True)
+
+    def _print_Heaviside(self, expr: sp.Heaviside, exp=None) -> str:
+        arg = self._print(expr.args[0])
+        if self.display.notation.relu_prime == "sign":
+            text = rf"\max(0, \operatorname{{sign}}({arg}))"
+        else:
+            text = rf"\mathbb{{1}}[{arg} > 0]"
+        return rf"\left({text}\right)^{{{exp}}}" if exp else text
+
+    def _print_Transpose(self, expr: sp.Transpose) -> str:
+        inner = self._print(expr.arg)
+        if _is_compound(expr.arg) or r"\frac" in inner or " " in inner:
+            return rf"\left({inner}\right)^{{\top}}"
+        return f"{{{inner}}}^{{\\top}}"  # braces: the block may carry a superscript already
+
+    def _print_HadamardProduct(self, expr) -> str:
+        return r" \odot ".join(rf"\left({self._print(a)}\right)" if _is_compound(a) else self._print(a)
+                               for a in expr.args)
+
+    def _print_KroneckerProduct(self, expr) -> str:
+        return r" \otimes ".join(rf"\left({self._print(a)}\right)" if _is_compound(a) else self._print(a)
+                                 for a in expr.args)
+
+    def _print_DiagMatrix(self, expr) -> str:
+        return rf"\operatorname{{diag}}\left({self._print(expr.args[0])}\right)"
+
+    def _print_Identity(self, expr) -> str:
+        return r"\mathbf{I}"
