@@ -36,6 +36,7 @@ class Activation:
     formula: sp.Expr | None
     vector_map: Callable[[Sequence[sp.Expr]], list[sp.Expr]] | None = field(default=None, compare=False)
     source: str | None = None  # the user's text, for a user-defined activation
+    symbol: str = "f"          # how derivations write it: σ, relu, tanh; f for a user formula
 
     @property
     def elementwise(self) -> bool:
@@ -142,6 +143,7 @@ def leaky_relu(slope: sp.Rational) -> Activation:
         "leaky_relu",
         f"leaky ReLU, slope {slope} for z ≤ 0",
         sp.Piecewise((Z, Z > 0), (slope * Z, True)),
+        symbol="lrelu",
     )
 
 
@@ -150,13 +152,14 @@ DEFAULT_LEAKY_SLOPE = sp.Rational(1, 100)
 ACTIVATIONS: dict[str, Activation] = {
     a.name: a
     for a in (
-        Activation("identity", "identity (linear output)", Z),
-        Activation("relu", "rectified linear unit, max(0, z)", sp.Max(0, Z)),
+        Activation("identity", "identity (linear output)", Z, symbol="id"),
+        Activation("relu", "rectified linear unit, max(0, z)", sp.Max(0, Z), symbol="relu"),
         leaky_relu(DEFAULT_LEAKY_SLOPE),
-        Activation("sigmoid", "logistic sigmoid, 1/(1 + e^(−z))", 1 / (1 + sp.exp(-Z))),
-        Activation("tanh", "hyperbolic tangent", sp.tanh(Z)),
-        Activation("softplus", "softplus, log(1 + e^z)", sp.log(1 + sp.exp(Z))),
-        Activation("softmax", "softmax over the layer, e^(z_i) / Σ_j e^(z_j)", None, _softmax),
+        Activation("sigmoid", "logistic sigmoid, 1/(1 + e^(−z))", 1 / (1 + sp.exp(-Z)), symbol="σ"),
+        Activation("tanh", "hyperbolic tangent", sp.tanh(Z), symbol="tanh"),
+        Activation("softplus", "softplus, log(1 + e^z)", sp.log(1 + sp.exp(Z)), symbol="softplus"),
+        Activation("softmax", "softmax over the layer, e^(z_i) / Σ_j e^(z_j)", None, _softmax,
+                   symbol="softmax"),
     )
 }
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import sympy as sp
 
+from derive import naming
 from derive.blocks import Blocks, network_blocks
 from derive.chain import Chain, build_chains
 from derive.jacobians import Jacobians, LocalJacobian, local_jacobians
@@ -23,11 +24,22 @@ class Equation:
 
 
 @dataclass(frozen=True)
+class LayerForward:
+    """z = W a + b (or a W + b) and h = σ(z), as blocks."""
+
+    layer: int
+    z: sp.MatrixSymbol
+    affine: sp.MatrixExpr
+    h: sp.MatrixSymbol
+
+
+@dataclass(frozen=True)
 class Derivation:
     spec: NetworkSpec
     network: SymbolicNetwork
     blocks: Blocks
     forward: tuple[Equation, ...]      # component by component, layer by layer
+    forward_blocks: tuple[LayerForward, ...]
     loss: Equation
     jacobians: Jacobians
     deltas: tuple[Chain, ...]          # output layer first
@@ -57,13 +69,26 @@ def forward_equations(net: SymbolicNetwork) -> tuple[Equation, ...]:
     return tuple(out)
 
 
+def forward_blocks(net: SymbolicNetwork, blocks: Blocks) -> tuple[LayerForward, ...]:
+    out = []
+    for layer in net.layers:
+        l = layer.index
+        W, a = blocks[f"W{l}"], blocks[naming.input_block(l)]
+        affine = sp.MatMul(W, a) if net.spec.convention == "column" else sp.MatMul(a, W)
+        if layer.b is not None:
+            affine = sp.MatAdd(affine, blocks[f"b{l}"], evaluate=False)
+        out.append(LayerForward(l, blocks[f"z{l}"], affine, blocks[naming.activation_block(l, l == net.depth)]))
+    return tuple(out)
+
+
 def derive(spec: NetworkSpec) -> Derivation:
     """The whole pipeline: every Jacobian formed, every chain multiplied out, every rewrite checked."""
     net = build_network(spec)
     blocks = network_blocks(net)
     jac = local_jacobians(net, blocks)
     deltas, gradients = build_chains(net, blocks, jac)
-    derivation = Derivation(spec, net, blocks, forward_equations(net), Equation(sp.Symbol("L"), net.loss_expr),
+    derivation = Derivation(spec, net, blocks, forward_equations(net), forward_blocks(net, blocks),
+                            Equation(sp.Symbol("L"), net.loss_expr),
                             jac, tuple(deltas), tuple(gradients))
     if spec.example is not None:
         from derive.example import work_example

@@ -52,7 +52,13 @@ class TextPrinter(StrPrinter):
         return super()._print_Pow(expr, rational).replace("**", "^")
 
     def _print_exp(self, expr: sp.exp) -> str:
-        return f"exp({self._print(expr.args[0])})"
+        arg = expr.args[0]
+        if arg.is_Integer:  # e², as handouts write it
+            return "e" + str(arg).translate(_SUPERSCRIPT)
+        return f"exp({self._print(arg)})"
+
+    def _print_Exp1(self, expr) -> str:
+        return "e"
 
     def _wrap(self, expr: sp.Basic) -> str:
         text = self._print(expr)

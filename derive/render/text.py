@@ -1,0 +1,64 @@
+"""The derivation in the terminal: SymPy expressions in Unicode, matrices as aligned grids."""
+
+from __future__ import annotations
+
+import sympy as sp
+
+from derive.derivation import Derivation
+from derive.render.environment import text_environment
+from derive.render.printers import TextPrinter
+from derive.render.view import Printers, build_view, display_for
+
+MAX_SIDE = 6       # rows or columns shown before eliding with ⋮ / ⋯
+MAX_CELL = 36      # wider entries are listed one per line instead of in a grid
+MAX_ENTRY = 320    # characters of one entry before it is cut (the JSON has it whole)
+
+
+def _picked(n: int, limit: int) -> list[int | None]:
+    """Indices to show: all, or the first few, a gap (None), and the last."""
+    if n <= limit:
+        return list(range(n))
+    return [*range(limit - 2), None, n - 1]
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= MAX_ENTRY else text[:MAX_ENTRY] + f" … ({len(text) - MAX_ENTRY} more characters)"
+
+
+def text_matrix(m: sp.MatrixBase, printer: TextPrinter, max_side: int = MAX_SIDE) -> list[str]:
+    rows, cols = _picked(m.rows, max_side), _picked(m.cols, max_side)
+    cells = {(i, j): _cut(printer.doprint(m[i, j])) for i in rows if i is not None for j in cols if j is not None}
+    if any(len(c) > MAX_CELL for c in cells.values()):
+        lines = []
+        for i in rows:
+            if i is None:
+                lines.append("  ⋮")
+                continue
+            for j in cols:
+                if j is None:
+                    lines.append(f"  [{i + 1},…]  ⋯")
+                    continue
+                lines.append(f"  [{i + 1},{j + 1}]  {cells[(i, j)]}")
+        return lines
+    width = [max((len(cells[(i, j)]) if i is not None else 1) for i in rows) if j is not None else 1 for j in cols]
+    grid = []
+    for i in rows:
+        parts = []
+        for k, j in enumerate(cols):
+            if i is None:
+                parts.append("⋮".center(width[k]) if j is not None else "⋱")
+            else:
+                parts.append(cells[(i, j)].rjust(width[k]) if j is not None else "⋯")
+        grid.append("  ".join(parts))
+    if len(grid) == 1:
+        return [f"[ {grid[0]} ]"]
+    brackets = [("⎡", "⎤")] + [("⎢", "⎥")] * (len(grid) - 2) + [("⎣", "⎦")]
+    return [f"{left} {row} {right}" for (left, right), row in zip(brackets, grid)]
+
+
+def render_text(derivation: Derivation, max_side: int = MAX_SIDE) -> str:
+    display = display_for(derivation)
+    printer = TextPrinter(display)
+    printers = Printers(printer.doprint, lambda m: text_matrix(m, printer, max_side), display, latex=False)
+    view = build_view(derivation, printers)
+    return text_environment().get_template("derivation.txt.j2").render(**view)

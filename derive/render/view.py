@@ -1,0 +1,161 @@
+"""The derivation as strings, ready for a template: the same model for the terminal and for LaTeX.
+
+Only printing happens here: every expression comes finished from the Derivation, and a printer (text
+or LaTeX) writes it in the spec's notation. Matrices are laid out by the caller's `matrix` function.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import sympy as sp
+
+from derive.chain import Chain
+from derive.derivation import Derivation
+from derive.naming import Display
+
+CONVENTION_TEXT = {
+    "column": "column vectors, z = W a + b",
+    "row": "row vectors, z = a W + b",
+}
+LAYOUT_TEXT = {
+    "gradient": "gradients shaped like the parameter",
+    "numerator": "numerator layout (the Jacobian's arrangement, transposed)",
+}
+STRUCTURE_TEXT = {
+    "row": "row vector",
+    "identity": "identity",
+    "diagonal": "diagonal",
+    "softmax": "softmax: diag(p) − p pᵀ",
+    "dense": "dense",
+    "flattened-weight": "flattened weight (Kronecker)",
+}
+
+
+def display_for(derivation: Derivation) -> Display:
+    functions = tuple(layer.activation.symbol for layer in derivation.network.layers)
+    return Display(derivation.spec.notation, derivation.network.depth, functions)
+
+
+@dataclass(frozen=True)
+class Printers:
+    expr: Callable[[sp.Basic], str]          # one expression (scalar or block)
+    matrix: Callable[[sp.MatrixBase], Any]   # an explicit matrix, laid out for the medium
+    display: Display
+    latex: bool
+
+
+def _shape(m: sp.MatrixBase | tuple[int, ...]) -> str:
+    rows, cols = m.shape if hasattr(m, "shape") else m
+    return f"{rows}×{cols}"
+
+
+def chain_view(chain: Chain, p: Printers, jac_names: dict[str, str], d: Derivation) -> dict[str, Any]:
+    # A δ that starts a chain enters as the row it is in the product (δᵀ under the column convention).
+    factors = [jac_names[f] if f in jac_names else p.expr(d.blocks.as_row(d.blocks[f])) for f in chain.factors]
+    return {
+        "target": chain.target,
+        "lhs": p.expr(chain.lhs),
+        "chain_lhs": p.expr(chain.steps[0].lhs),
+        "factors": factors,
+        "explicit": p.matrix(chain.explicit),
+        "shape": _shape(chain.explicit),
+        "compact": p.expr(chain.compact),
+        "verified": chain.verified,
+        "steps": [
+            {"rule": s.rule, "reason": s.reason, "lhs": p.expr(s.lhs), "rhs": p.expr(s.rhs),
+             "verified": s.verified}
+            for s in chain.steps
+        ],
+    }
+
+
+def _decimal(m: sp.MatrixBase) -> sp.ImmutableMatrix:
+    """The decimals of an exact matrix, for display: a 6-significant-digit Float of each entry."""
+    return sp.ImmutableMatrix(m.rows, m.cols, lambda i, j: sp.Float(sp.N(m[i, j], 6), 6))
+
+
+def example_view(d: Derivation, p: Printers, jac_names: dict[str, str]) -> dict[str, Any] | None:
+    ex = d.example
+    if ex is None:
+        return None
+
+    def items(quantities):
+        out = []
+        for q in quantities:
+            name = jac_names.get(q.name) or p.display.block(q.name, p.latex)
+            exact_is_decimal = all(e.is_Rational for e in q.exact)
+            out.append({"name": name, "exact": p.matrix(q.exact), "shape": _shape(q.exact),
+                        "decimal": None if exact_is_decimal else p.matrix(_decimal(q.exact))})
+        return out
+
+    return {
+        "label": ex.label,
+        "inputs": items(ex.inputs),
+        "forward": items(ex.forward),
+        "loss": p.expr(ex.loss),
+        "loss_decimal": f"{float(sp.N(ex.loss, 17)):.6g}",
+        "jacobians": items(ex.jacobians),
+        "deltas": items(ex.deltas),
+        "gradients": items(ex.gradients),
+        "agrees": ex.agrees,
+    }
+
+
+def build_view(d: Derivation, p: Printers) -> dict[str, Any]:
+    spec, net = d.spec, d.network
+    disp = p.display
+    jac_names = {j.name: disp.jacobian(j.of, j.wrt, p.latex) for j in d.local_jacobians}
+    layers = []
+    for layer in net.layers:
+        act = layer.activation
+        layers.append({
+            "index": disp.label(layer.index),
+            "units": layer.n_out,
+            "activation": act.name if act.name != "custom" else f"{act.symbol}(z) = {p.expr(act.formula)}",
+            "function": disp.function(layer.index, p.latex),
+            "bias": layer.b is not None,
+            "derivative": p.expr(act.derivative) if act.elementwise else "",
+            "output_form": p.expr(act.output_form) if act.elementwise and act.output_form is not None else "",
+        })
+    forward = []
+    for fb in d.forward_blocks:
+        layer = net.layers[fb.layer - 1]
+        forward.append({
+            "affine": f"{p.expr(fb.z)} = {p.expr(fb.affine)}",
+            "activation": (f"{p.expr(fb.h)} = {disp.function(fb.layer, p.latex)}({p.expr(fb.z)})"),
+            "z_components": [(p.expr(z), p.expr(e)) for z, e in zip(layer.z, layer.z_exprs)],
+            "h_components": [(p.expr(h), p.expr(e)) for h, e in zip(layer.h, layer.h_exprs)],
+        })
+    jacobians = [
+        {"name": jac_names[j.name], "of": j.of, "wrt": j.wrt, "block": p.expr(j.block), "shape": _shape(j.matrix),
+         "structure": j.structure, "structure_text": STRUCTURE_TEXT[j.structure], "matrix": p.matrix(j.matrix),
+         "reason": j.reason}
+        for j in d.local_jacobians
+    ]
+    return {
+        "name": spec.name,
+        "title": spec.title,
+        "description": spec.description,
+        "input": spec.input,
+        "input_name": disp.block("x", p.latex),
+        "layers": layers,
+        "loss_name": net.loss.name,
+        "loss_text": net.loss.description,
+        "target_index": spec.loss.target == "index",
+        "convention": CONVENTION_TEXT[spec.convention],
+        "layout": LAYOUT_TEXT[spec.layout],
+        "vec": spec.vec,
+        "forward": forward,
+        "loss": p.expr(d.loss.rhs),
+        "loss_symbol": disp.letter("loss", p.latex),
+        "loss_gradient": p.expr(d.blocks["gL"]),
+        "jacobians": jacobians,
+        "deltas": [chain_view(c, p, jac_names, d) for c in d.deltas],
+        "gradients": [chain_view(c, p, jac_names, d) for c in d.gradients],
+        "example": example_view(d, p, jac_names),
+        "verified": d.verified,
+        "step_count": sum(len(c.steps) for c in (*d.deltas, *d.gradients)),
+    }
