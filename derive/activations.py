@@ -166,7 +166,7 @@ ACTIVATIONS: dict[str, Activation] = {
 # What a user-defined activation may call: SymPy's own functions, nothing else.
 ALLOWED_FUNCTIONS: dict[str, object] = {
     "exp": sp.exp, "log": sp.log, "sqrt": sp.sqrt, "tanh": sp.tanh, "sinh": sp.sinh,
-    "cosh": sp.cosh, "sin": sp.sin, "cos": sp.cos, "atan": sp.atan, "erf": sp.erf,
+    "cosh": sp.cosh, "sin": sp.sin, "cos": sp.cos, "atan": sp.atan,
     "Abs": sp.Abs, "abs": sp.Abs, "Max": sp.Max, "Min": sp.Min, "max": sp.Max, "min": sp.Min,
     "Heaviside": sp.Heaviside, "pi": sp.pi, "E": sp.E,
 }

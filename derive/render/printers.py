@@ -27,7 +27,8 @@ class TextPrinter(StrPrinter):
         self.display = display
 
     def _print_Symbol(self, expr: sp.Symbol) -> str:
-        return self.display.component(expr.name)
+        name = self.display.component(expr.name)
+        return self.display.block(name) if name == expr.name else name  # a whole array: z1, yhat
 
     def _print_MatrixSymbol(self, expr: sp.MatrixSymbol) -> str:
         return self.display.block(expr.name)

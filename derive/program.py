@@ -1,0 +1,201 @@
+"""The gradient program: the derivation's compact forms as an ordered list of array statements.
+
+This is the mathematics that code generation needs, done here so that the NumPy renderer only prints:
+- a vector of component expressions that are one function applied entry by entry (σ′(z⁽¹⁾_i) for
+  every i) becomes that scalar function of placeholder symbols, each standing for a whole array;
+- the loss is rewritten in the last layer's pre-activations when it takes logs of the outputs
+  (log softmax = z − logsumexp(z), log σ(z) = −log(1 + e^(−z))), so no log(0) can occur; the
+  rewritten loss is checked to equal the original;
+- a layer whose outputs are e^(z_i) / Σ_j e^(z_j) is marked as a softmax so it can be max-shifted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import sympy as sp
+
+from derive import naming
+from derive.derivation import Derivation
+
+# Placeholders: each stands for a whole array in an elementwise statement.
+U, V = sp.Symbol("_u"), sp.Symbol("_v")
+LSE = sp.Symbol("_lse")  # log Σ_j exp(z_j) over the output layer
+
+
+@dataclass(frozen=True)
+class Elementwise:
+    """target = f(arrays...), f a scalar expression in the placeholders."""
+
+    target: str
+    expr: sp.Expr
+    args: tuple[tuple[sp.Symbol, str], ...]  # placeholder -> array name
+
+
+@dataclass(frozen=True)
+class Softmax:
+    target: str
+    source: str
+    layer: int
+
+
+@dataclass(frozen=True)
+class Block:
+    """target = a block expression of the derivation (affine map, δ, gradient)."""
+
+    target: str
+    expr: sp.MatrixExpr
+    kind: str                                # affine | delta | weight | bias
+    equation: tuple[sp.Basic, sp.Basic]
+
+
+@dataclass(frozen=True)
+class LossSum:
+    """Per example: coeff · Σ_k term(placeholders → columns), with _lse the logsumexp of `lse_of`."""
+
+    coeff: sp.Expr
+    term: sp.Expr
+    args: tuple[tuple[sp.Symbol, str], ...]
+    lse_of: str | None
+    from_logits: bool
+
+
+@dataclass(frozen=True)
+class Program:
+    forward: tuple[Elementwise | Softmax | Block, ...]
+    loss: LossSum | None        # None: the loss is printed component by component
+    loss_components: sp.Expr    # the per-example loss in component symbols (fallback and reference)
+    backward: tuple[Elementwise | Block, ...]
+    outputs: tuple[str, ...]    # what forward() returns, in order
+    scale_delta: str            # the δ that absorbs the 1/B of a mean over the batch
+
+
+def uniform(entries: Sequence[sp.Expr], columns: Sequence[tuple[sp.Symbol, Sequence[sp.Symbol]]]) -> sp.Expr | None:
+    """f with entries[i] == f(columns[0][1][i], ...) for every i, in the placeholders; else None."""
+    first = {syms[0]: ph for ph, syms in columns}
+    f = entries[0].xreplace(first)
+    for i, e in enumerate(entries):
+        if f.xreplace({ph: syms[i] for ph, syms in columns}) != e:
+            return None
+    others = {s for _, syms in columns for s in syms}
+    if f.free_symbols & others:
+        return None
+    return f
+
+
+def is_softmax(h_exprs: Sequence[sp.Expr], zs: Sequence[sp.Symbol]) -> bool:
+    total = sp.Add(*[sp.exp(z) for z in zs])
+    return all(h == sp.exp(z) / total for h, z in zip(h_exprs, zs))
+
+
+def _expand_logs(expr: sp.Expr) -> sp.Expr:
+    """log of a product or quotient, split into a sum of logs: for real, positive arguments exact."""
+    return expr.replace(lambda e: isinstance(e, sp.log),
+                        lambda e: sp.expand_log(sp.log(sp.factor_terms(sp.together(e.args[0]))), force=True))
+
+
+def loss_in_logits(d: Derivation) -> tuple[sp.Expr, bool]:
+    """The loss with ŷ written through z⁽ᴸ⁾ when that removes every log of ŷ; else the loss as it is."""
+    net = d.network
+    last = net.layers[-1]
+    loss = net.loss_expr
+    if not loss.has(sp.log) or last.activation.is_identity:
+        return loss, False
+    rewritten = _expand_logs(loss.xreplace(dict(zip(last.h, last.h_exprs))))
+    total = sp.Add(*[sp.exp(z) for z in last.z])
+    rewritten = rewritten.xreplace({sp.log(total): LSE})
+    if rewritten.has(sp.Pow) and any(p.exp.is_negative and p.base.has(*last.z) for p in rewritten.atoms(sp.Pow)):
+        return loss, False  # a division is left: no gain in stability
+    # The rewrite must be the same function: checked at a few exact points.
+    probe = [sp.Rational(k, 7) - 1 for k in range(len(last.z) + len(net.y) + 3)]
+    at = dict(zip(last.z, probe))
+    at.update(zip(net.y, [sp.Rational(1, len(net.y))] * len(net.y)))
+    original = loss.xreplace(dict(zip(last.h, last.h_exprs))).xreplace(at)
+    candidate = rewritten.xreplace({LSE: sp.log(total)}).xreplace(at)
+    if abs(sp.N(original - candidate, 30)) > 1e-20:
+        return loss, False
+    return rewritten, True
+
+
+def _loss_sum(d: Derivation) -> LossSum | None:
+    net = d.network
+    last = net.layers[-1]
+    expr, from_logits = loss_in_logits(d)
+    coeff, rest = expr.as_coeff_Mul()
+    terms = sp.Add.make_args(rest)
+    k = len(net.y)
+    outputs = last.z if from_logits else net.yhat
+    # Gather the terms of the sum by the output they belong to; each must belong to exactly one.
+    groups: dict[int, list[sp.Expr]] = {}
+    for t in terms:
+        idx = [i for i, (o, y) in enumerate(zip(outputs, net.y)) if t.has(o) or t.has(y)]
+        if len(idx) != 1:
+            return None
+        groups.setdefault(idx[0], []).append(t)
+    if sorted(groups) != list(range(k)):
+        return None
+    ordered = [sp.Add(*groups[i]) for i in range(k)]
+    src = f"z{last.index}" if from_logits else "yhat"
+    f = uniform(ordered, [(U, outputs), (V, net.y)])
+    if f is None:
+        return None
+    lse_of = src if f.has(LSE) else None
+    return LossSum(coeff, f, ((U, src), (V, "y")), lse_of, from_logits)
+
+
+def build_program(d: Derivation) -> Program:
+    net, blocks = d.network, d.blocks
+    forward: list = []
+    outputs: list[str] = []
+    for fb in d.forward_blocks:
+        layer = net.layers[fb.layer - 1]
+        z, h = f"z{fb.layer}", naming.activation_block(fb.layer, fb.layer == net.depth)
+        forward.append(Block(z, fb.affine, "affine", (fb.z, fb.affine)))
+        if layer.activation.elementwise:
+            f = uniform(layer.h_exprs, [(U, layer.z)])
+            assert f is not None  # an elementwise activation is the same formula in every unit
+            forward.append(Elementwise(h, f, ((U, z),)))
+        elif is_softmax(layer.h_exprs, layer.z):
+            forward.append(Softmax(h, z, fb.layer))
+        else:
+            raise NotImplementedError(f"no code for the vector activation of layer {fb.layer}")
+        outputs += [z, h]
+
+    backward: list = []
+    needed = set()
+    for chain in (*d.deltas, *d.gradients):
+        needed |= {s.name for s in code_form(chain).atoms(sp.MatrixSymbol)}
+    if naming.LOSS_GRADIENT in needed:
+        f = uniform(list(blocks.values[naming.LOSS_GRADIENT]), [(U, net.yhat), (V, net.y)])
+        assert f is not None, "the loss gradient is not one function of (ŷ_k, y_k)"
+        backward.append(Elementwise(naming.LOSS_GRADIENT, f, ((U, "yhat"), (V, "y"))))
+    for chain in d.deltas:
+        l = int(chain.target.removeprefix("delta"))
+        dact = naming.derivative_block(l)
+        if dact in needed:
+            layer = net.layers[l - 1]
+            entries = list(blocks.values[dact])
+            cols = [(U, layer.z), (V, layer.h)]
+            f = uniform(entries, cols)
+            assert f is not None
+            args = tuple((ph, name) for ph, name in ((U, f"z{l}"), (V, naming.activation_block(l, l == net.depth)))
+                         if f.has(ph))
+            backward.append(Elementwise(dact, f, args))
+        step = code_step(chain)
+        backward.append(Block(chain.target, step.rhs, "delta", (step.lhs, step.rhs)))
+    for chain in d.gradients:
+        step = code_step(chain)
+        kind = "weight" if chain.target.startswith("W") else "bias"
+        backward.append(Block(naming.gradient(chain.target), step.rhs, kind, (step.lhs, step.rhs)))
+    return Program(tuple(forward), _loss_sum(d), net.loss_expr, tuple(backward), tuple(outputs),
+                   naming.delta(net.depth))
+
+
+def code_step(chain):
+    """The last step shaped like the parameter: code returns gradients in the parameters' shapes."""
+    return [s for s in chain.steps if s.rule != "numerator layout"][-1]
+
+
+def code_form(chain) -> sp.MatrixExpr:
+    return code_step(chain).rhs

@@ -1,0 +1,264 @@
+"""The NumPy module: the gradient program printed as vectorized array code through a Jinja2 template.
+
+Two thin printers. `ArrayPrinter` (SymPy's NumPyPrinter) prints a scalar formula whose placeholders
+stand for whole arrays. `BatchPrinter` prints a block expression of the derivation for a batch held
+as rows: a column vector v becomes a (B, n) array, W v becomes v @ W.T, and an outer product δ aᵀ,
+summed over the batch, becomes the one matmul δ.T @ a.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import sympy as sp
+from sympy.matrices.expressions import DiagMatrix, HadamardProduct
+from sympy.printing.numpy import NumPyPrinter
+
+from derive import __version__, naming
+from derive.derivation import Derivation
+from derive.program import LSE, Block, Elementwise, Program, Softmax, build_program
+from derive.render.environment import text_environment
+from derive.render.printers import TextPrinter
+from derive.render.view import CONVENTION_TEXT, display_for
+
+
+class ArrayPrinter(NumPyPrinter):
+    """SymPy's NumPy printer with `np.` and a few stable spellings of common patterns."""
+
+    def __init__(self, names: dict[sp.Symbol, str]) -> None:
+        super().__init__({"fully_qualified_modules": True, "allow_unknown_functions": False})
+        self.names = names
+
+    def _module_format(self, fqn: str, register: bool = True) -> str:
+        out = super()._module_format(fqn, register)
+        return "np." + out.removeprefix("numpy.") if out.startswith("numpy.") else out
+
+    def _print_Symbol(self, expr: sp.Symbol) -> str:
+        return self.names.get(expr, expr.name)
+
+    def _print_Heaviside(self, expr: sp.Heaviside) -> str:
+        arg, h0 = expr.args
+        return f"np.heaviside({self._print(arg)}, {self._print(h0)})"
+
+    def _print_Max(self, expr: sp.Max) -> str:
+        out = self._print(expr.args[-1])
+        for a in reversed(expr.args[:-1]):
+            out = f"np.maximum({out}, {self._print(a)})"
+        return out
+
+    def _print_Min(self, expr: sp.Min) -> str:
+        out = self._print(expr.args[-1])
+        for a in reversed(expr.args[:-1]):
+            out = f"np.minimum({out}, {self._print(a)})"
+        return out
+
+    def _print_Piecewise(self, expr: sp.Piecewise) -> str:
+        if len(expr.args) == 2 and expr.args[1].cond == sp.true:
+            (a, cond), (b, _) = expr.args
+            return f"np.where({self._print(cond)}, {self._print(a)}, {self._print(b)})"
+        return super()._print_Piecewise(expr)
+
+    def _print_log(self, expr: sp.log) -> str:
+        arg = expr.args[0]
+        # log(1 + e^u) overflows for large u; logaddexp(0, u) does not.
+        if isinstance(arg, sp.Add) and len(arg.args) == 2 and sp.S.One in arg.args:
+            other = arg.args[0] if arg.args[1] == 1 else arg.args[1]
+            if isinstance(other, sp.exp):
+                return f"np.logaddexp(0, {self._print(other.args[0])})"
+        return super()._print_log(expr)
+
+    def _print_Pow(self, expr: sp.Pow, rational: bool = False) -> str:
+        base, exp = expr.args
+        if exp == -1:
+            # 1/(1 + e^(−u)) is σ(u): e^(−log(1 + e^(−u))) never overflows.
+            if isinstance(base, sp.Add) and len(base.args) == 2 and sp.S.One in base.args:
+                other = base.args[0] if base.args[1] == 1 else base.args[1]
+                if isinstance(other, sp.exp):
+                    return f"np.exp(-np.logaddexp(0, {self._print(other.args[0])}))"
+            return f"1/{self.parenthesize(base, 1000)}"
+        if exp == sp.Rational(1, 2):
+            return f"np.sqrt({self._print(base)})"
+        if exp.is_Integer and exp > 1:
+            return f"{self.parenthesize(base, 1000)}**{exp}"
+        return super()._print_Pow(expr, rational)
+
+
+@dataclass(frozen=True)
+class Code:
+    text: str
+    kind: str               # ex: per-example (B, n) | sc: per-example scalar (B, 1) | W: parameter matrix
+    shape: tuple[int, int]  # | p: parameter vector | num | diag | I | sum: summed over the batch
+
+    def wrapped(self) -> str:
+        return f"({self.text})" if any(c in self.text for c in " -") and not self.text.startswith("(") else self.text
+
+
+class BatchPrinter:
+    """Block expressions as code over a batch of rows; see the module docstring."""
+
+    def __init__(self, params: set[str], scalar: ArrayPrinter) -> None:
+        self.params = params
+        self.scalar = scalar
+
+    def doprint(self, expr: sp.Basic) -> str:
+        return self.code(expr).text
+
+    def code(self, e: sp.Basic) -> Code:
+        shape = tuple(int(n) for n in e.shape) if hasattr(e, "shape") else (1, 1)
+        if isinstance(e, sp.MatrixSymbol):
+            if e.name in self.params:
+                return Code(e.name, "W" if e.name.startswith("W") else "p", shape)
+            return Code(e.name, "ex", shape)
+        if isinstance(e, sp.Identity):
+            return Code("", "I", shape)
+        if isinstance(e, DiagMatrix):
+            inner = self.code(e.args[0])
+            return Code(inner.text, "diag", shape)
+        if isinstance(e, sp.Transpose):
+            inner = self.code(e.arg)
+            if inner.kind == "W":
+                text = inner.text.removesuffix(".T") if inner.text.endswith(".T") else f"{inner.text}.T"
+                return Code(text, "W", shape)
+            if inner.kind == "sum":
+                return Code(f"{inner.wrapped()}.T", "sum", shape)
+            return Code(inner.text, inner.kind, shape)
+        if isinstance(e, HadamardProduct):
+            parts = [self.code(a) for a in e.args]
+            return Code(" * ".join(p.wrapped() for p in parts), "ex", shape)
+        if isinstance(e, sp.MatAdd):
+            out = ""
+            for i, term in enumerate(e.args):
+                negative = isinstance(term, sp.MatMul) and term.args[0] == -1
+                c = self.code(sp.MatMul(*term.args[1:]) if negative else term)
+                text = c.wrapped() if negative else c.text
+                out += (" - " if i else "-") + text if negative else (" + " if i else "") + text
+            return Code(out, "ex", shape)
+        if isinstance(e, sp.MatMul):
+            acc: Code | None = None
+            for a in e.args:
+                if not getattr(a, "is_Matrix", False):
+                    c = Code(self.scalar.doprint(a), "num", (1, 1))
+                else:
+                    c = self.code(a)
+                acc = c if acc is None else self.combine(acc, c)
+            assert acc is not None
+            return Code(acc.text, acc.kind, shape)
+        raise TypeError(f"no batched code for {type(e).__name__}")
+
+    @staticmethod
+    def combine(left: Code, right: Code) -> Code:
+        """left · right for one example, written for the whole batch."""
+        (r, k), (_, c) = left.shape, right.shape
+        if right.kind == "I":
+            return left
+        if left.kind == "I":
+            return right
+        if left.kind == "num":
+            return Code(f"{left.wrapped()} * {right.wrapped()}", right.kind, right.shape)
+        if right.kind == "num":
+            return Code(f"{left.wrapped()} * {right.wrapped()}", left.kind, left.shape)
+        if left.kind == "ex" and right.kind == "W" and r == 1:          # row · W
+            return Code(f"{left.wrapped()} @ {right.text}", "ex", (1, c))
+        if left.kind == "W" and right.kind == "ex" and c == 1:          # W · column = (columnᵀ Wᵀ)ᵀ
+            w = left.text.removesuffix(".T") if left.text.endswith(".T") else f"{left.text}.T"
+            return Code(f"{right.wrapped()} @ {w}", "ex", (r, 1))
+        if left.kind == "ex" and right.kind == "ex" and r == 1 and c == 1:  # row · column: a scalar each
+            return Code(f"np.sum({left.wrapped()} * {right.wrapped()}, axis=-1, keepdims=True)", "sc", (1, 1))
+        if "sc" in (left.kind, right.kind) or "diag" in (left.kind, right.kind):
+            return Code(f"{left.wrapped()} * {right.wrapped()}", "ex", (r, c))
+        raise TypeError(f"no batched product for {left.kind} · {right.kind}")
+
+
+def statement_code(s, batch: BatchPrinter) -> str:
+    if isinstance(s, Block) and s.kind == "weight":
+        # δ aᵀ (or aᵀ δ) for each example, summed over the batch: one matmul, Δᵀ A (or Aᵀ Δ).
+        first, second = (batch.code(a) for a in s.expr.args)
+        return f"{s.target} = {first.wrapped()}.T @ {second.wrapped()}"
+    if isinstance(s, Block) and s.kind == "bias":
+        return f"{s.target} = {batch.code(s.expr).wrapped()}.sum(axis=0)"
+    if isinstance(s, Block):
+        return f"{s.target} = {batch.doprint(s.expr)}"
+    if isinstance(s, Elementwise):
+        return f"{s.target} = {ArrayPrinter(dict(s.args)).doprint(s.expr)}"
+    if isinstance(s, Softmax):
+        return f"{s.target} = _softmax({s.source})"
+    raise TypeError(type(s).__name__)
+
+
+def statement_comment(s, text: TextPrinter, display) -> str:
+    """The equation a line implements, in the spec's notation."""
+    if isinstance(s, Block):
+        lhs, rhs = s.equation
+        tail = ", summed over the batch" if s.kind in ("weight", "bias") else ""
+        return f"{text.doprint(lhs)} = {text.doprint(rhs)}{tail}"
+    if isinstance(s, Elementwise):
+        formula = s.expr.xreplace({ph: sp.Symbol(name) for ph, name in s.args})
+        lhs, rhs = display.block(s.target), text.doprint(formula)
+        return f"{lhs}, entry by entry" if lhs == rhs else f"{lhs} = {rhs}, entry by entry"
+    return f"{display.block(s.target)} = {display.function(s.layer, False)}({display.block(s.source)})"
+
+
+def module_view(d: Derivation, program: Program) -> dict:
+    spec, net = d.spec, d.network
+    display = display_for(d)
+    text = TextPrinter(display)
+    params = {}
+    for layer in net.layers:
+        params[f"W{layer.index}"] = tuple(int(n) for n in layer.W.shape)
+        if layer.b is not None:
+            params[f"b{layer.index}"] = (layer.n_out,)
+    arrays = ArrayPrinter({})
+    batch = BatchPrinter(set(params), arrays)
+
+    def lines(statements):
+        return [{"comment": statement_comment(s, text, display), "code": statement_code(s, batch),
+                 "target": s.target, "scale": s.target == program.scale_delta} for s in statements]
+
+    loss = None
+    if program.loss is not None:
+        lp = ArrayPrinter(dict(program.loss.args) | {LSE: "lse"})
+        loss = {"coeff": arrays.doprint(program.loss.coeff), "term": lp.doprint(program.loss.term),
+                "lse_of": program.loss.lse_of, "from_logits": program.loss.from_logits,
+                "args": sorted({name for _, name in program.loss.args if program.loss.term.has(_)})}
+    component_names = {s: f"{name}[:, {i}]" for block, syms in (("yhat", net.yhat), ("y", net.y))
+                       for i, s in enumerate(syms) for name in [block]}
+    loss_components = ArrayPrinter(component_names).doprint(program.loss_components)
+    backward = lines(program.backward)
+    # Which names each function needs, so that it reads only those (no unused names).
+    used = {m for line in backward for m in re.findall(r"\b\w+\b", line["code"])}
+    defined = {line["target"] for line in backward}
+    loss_used = set(re.findall(r"\b\w+\b", (loss["term"] + (loss["lse_of"] or "")) if loss else loss_components))
+    return {
+        "title": spec.title or spec.name,
+        "name": spec.name,
+        "version": __version__,
+        "network": " -> ".join([f"x ({spec.input})"] + [f"{l.n_out} {l.activation.name}" for l in net.layers]),
+        "loss_text": net.loss.description,
+        "loss_name": net.loss.name,
+        "convention": CONVENTION_TEXT[spec.convention],
+        "column": spec.convention == "column",
+        "batch": spec.loss.batch,
+        "index_target": spec.loss.target == "index",
+        "input_width": spec.input,
+        "output_width": net.layers[-1].n_out,
+        "params": params,
+        "fan_in": {name: (shape[1] if spec.convention == "column" else shape[0]) for name, shape in params.items()
+                   if name.startswith("W")},
+        "forward": lines(program.forward),
+        "outputs": list(program.outputs),
+        "output_layer": f"z{net.depth}",
+        "loss": loss,
+        "loss_components": loss_components,
+        "backward": backward,
+        "backward_params": [name for name in params if name in used],
+        "backward_inputs": [n for n in program.outputs if n in used and n not in defined],
+        "loss_inputs": [n for n in program.outputs if n in loss_used],
+        "needs_softmax": any(isinstance(s, Softmax) for s in program.forward),
+        "grads": [(name, naming.gradient(name)) for name in params],
+    }
+
+
+def render_numpy(d: Derivation) -> str:
+    program = build_program(d)
+    return text_environment().get_template("module.py.j2").render(**module_view(d, program))

@@ -1,0 +1,274 @@
+"""Numeric checks of generated code: central finite differences in float64, and PyTorch autograd.
+
+The PyTorch reference is built from the spec's definitions alone (activation formulas and loss
+definitions), never from anything derive derived, so it is an independent oracle for the gradients.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import tempfile
+import types
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import sympy as sp
+
+from derive.activations import Z
+from derive.spec import NetworkSpec
+
+RTOL, ATOL, STEP = 1e-5, 1e-7, 1e-6
+
+
+def load_module(source: str, name: str = "derived") -> types.ModuleType:
+    """Import generated source from a temporary file, as a user would import the written module."""
+    folder = Path(tempfile.mkdtemp(prefix="derive-"))
+    path = folder / f"{name}.py"
+    path.write_text(source, encoding="utf-8")
+    spec = importlib.util.spec_from_file_location(f"_derive_{name}_{id(path)}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _kinked(spec: NetworkSpec) -> list[bool]:
+    """Layers whose activation has a kink (relu, leaky relu, a user Max or Abs): sample away from it."""
+    out = []
+    for layer in spec.layers:
+        act = layer.resolve()
+        out.append(act.formula is not None and act.formula.has(sp.Max, sp.Min, sp.Abs, sp.Piecewise, sp.Heaviside))
+    return out
+
+
+def sample_point(module, spec: NetworkSpec, rng: np.random.Generator, batch: int | None = 3,
+                 dtype=np.float64, margin: float = 1e-2) -> tuple[dict, np.ndarray, np.ndarray]:
+    """Parameters, x and y at random, with every kinked pre-activation at least `margin` from its kink."""
+    kinked = _kinked(spec)
+    k = spec.layers[-1].units
+    shape = (batch, spec.input) if batch else (spec.input,)
+    for _ in range(200):
+        params = module.init_params(rng, dtype=dtype)
+        for name in params:  # nonzero biases, so that bias gradients are exercised
+            if name.startswith("b"):
+                params[name] = (0.3 * rng.standard_normal(params[name].shape)).astype(dtype)
+        x = rng.standard_normal(shape).astype(dtype)
+        values = module.forward(params, x)
+        if all(np.min(np.abs(values[f"z{i + 1}"])) > margin for i, kink in enumerate(kinked) if kink):
+            break
+    else:
+        raise RuntimeError("could not sample a point away from the activations' kinks")
+    lead = (batch,) if batch else ()
+    if spec.loss.target == "index":
+        y = rng.integers(0, k, size=lead) if batch else int(rng.integers(0, k))
+    elif spec.loss.kind == "ce":
+        logits = rng.standard_normal((*lead, k))
+        y = (np.exp(logits) / np.exp(logits).sum(axis=-1, keepdims=True)).astype(dtype)
+    elif spec.loss.kind in ("bce", "mean_bce"):
+        y = rng.uniform(0.05, 0.95, size=(*lead, k)).astype(dtype)
+    else:
+        y = rng.standard_normal((*lead, k)).astype(dtype)
+    return params, x, y
+
+
+def finite_differences(module, params: dict, x, y, step: float = STEP) -> dict[str, np.ndarray]:
+    grads = {}
+    for name, value in params.items():
+        g = np.zeros_like(value, dtype=np.float64)
+        for idx in np.ndindex(value.shape):
+            plus = {k: v.copy() for k, v in params.items()}
+            minus = {k: v.copy() for k, v in params.items()}
+            plus[name][idx] += step
+            minus[name][idx] -= step
+            g[idx] = (module.loss(plus, x, y) - module.loss(minus, x, y)) / (2 * step)
+        grads[name] = g
+    return grads
+
+
+# ------------------------------------------------------------------------------------------------
+# PyTorch, from the spec's definitions
+
+
+def _torch_scalar(expr: sp.Expr, z):
+    """A SymPy formula in z evaluated on a tensor, node by node (no derivative is involved)."""
+    import torch
+
+    def ev(e):
+        if e == Z:
+            return z
+        if e.is_Number:
+            return torch.tensor(float(e), dtype=z.dtype)
+        if e is sp.E:
+            return torch.tensor(float(sp.E), dtype=z.dtype)
+        if e is sp.pi:
+            return torch.tensor(float(sp.pi), dtype=z.dtype)
+        args = [ev(a) for a in e.args]
+        if isinstance(e, sp.Add):
+            out = args[0]
+            for a in args[1:]:
+                out = out + a
+            return out
+        if isinstance(e, sp.Mul):
+            out = args[0]
+            for a in args[1:]:
+                out = out * a
+            return out
+        if isinstance(e, sp.Pow):
+            return torch.pow(args[0], args[1])
+        if isinstance(e, sp.Max | sp.Min):
+            op = torch.maximum if isinstance(e, sp.Max) else torch.minimum
+            out = args[0]
+            for a in args[1:]:
+                out = op(*torch.broadcast_tensors(out, a))
+            return out
+        if isinstance(e, sp.Piecewise):
+            out = ev(e.args[-1].expr)
+            for piece in reversed(e.args[:-1]):
+                out = torch.where(ev_cond(piece.cond), ev(piece.expr), out)
+            return out
+        table = {sp.exp: torch.exp, sp.log: torch.log, sp.tanh: torch.tanh, sp.sinh: torch.sinh,
+                 sp.cosh: torch.cosh, sp.sin: torch.sin, sp.cos: torch.cos, sp.atan: torch.atan,
+                 sp.Abs: torch.abs}
+        if e.func in table:
+            return table[e.func](args[0])
+        if isinstance(e, sp.Heaviside):
+            return torch.heaviside(args[0], args[1] if len(args) > 1 else torch.tensor(0.5, dtype=z.dtype))
+        raise NotImplementedError(f"no torch evaluation of {e.func}")
+
+    def ev_cond(c):
+        if isinstance(c, sp.StrictGreaterThan):
+            return ev(c.lhs) > ev(c.rhs)
+        if isinstance(c, sp.GreaterThan):
+            return ev(c.lhs) >= ev(c.rhs)
+        if isinstance(c, sp.StrictLessThan):
+            return ev(c.lhs) < ev(c.rhs)
+        if isinstance(c, sp.LessThan):
+            return ev(c.lhs) <= ev(c.rhs)
+        raise NotImplementedError(f"no torch evaluation of {c}")
+
+    return ev(expr)
+
+
+def torch_loss_and_grads(spec: NetworkSpec, params: dict, x, y) -> tuple[float, dict[str, np.ndarray]]:
+    import torch
+    import torch.nn.functional as F
+
+    tp = {k: torch.tensor(v, dtype=torch.float64, requires_grad=True) for k, v in params.items()}
+    a = torch.tensor(np.atleast_2d(x), dtype=torch.float64)
+    for l, layer in enumerate(spec.layers, start=1):
+        W = tp[f"W{l}"]
+        z = a @ W.T if spec.convention == "column" else a @ W
+        if layer.bias:
+            z = z + tp[f"b{l}"]
+        name = layer.activation
+        if name == "identity":
+            a = z
+        elif name == "relu":
+            a = torch.relu(z)
+        elif name == "leaky_relu":
+            a = F.leaky_relu(z, float(sp.Rational(layer.slope)))
+        elif name == "sigmoid":
+            a = torch.sigmoid(z)
+        elif name == "tanh":
+            a = torch.tanh(z)
+        elif name == "softplus":
+            a = F.softplus(z)
+        elif name == "softmax":
+            a = torch.softmax(z, dim=-1)
+        else:
+            a = _torch_scalar(layer.resolve().formula, z)
+    k = spec.layers[-1].units
+    if spec.loss.target == "index":
+        t = F.one_hot(torch.as_tensor(np.atleast_1d(y), dtype=torch.long), k).to(torch.float64)
+    else:
+        t = torch.tensor(np.atleast_2d(y), dtype=torch.float64)
+    kind = spec.loss.kind
+    if kind in ("sse", "half_sse", "mse"):
+        per = ((a - t) ** 2).sum(-1) * {"sse": 1.0, "half_sse": 0.5, "mse": 1.0 / k}[kind]
+    elif kind in ("bce", "mean_bce"):
+        per = -(t * torch.log(a) + (1 - t) * torch.log(1 - a)).sum(-1) / (k if kind == "mean_bce" else 1)
+    else:
+        per = -(t * torch.log(a)).sum(-1)
+    total = per.mean() if spec.loss.batch == "mean" else per.sum()
+    total.backward()
+    return float(total.detach()), {k: v.grad.numpy() for k, v in tp.items()}
+
+
+def torch_available() -> bool:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+# ------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Comparison:
+    reference: str
+    param: str
+    max_abs: float
+    max_rel: float
+    ok: bool
+
+
+@dataclass
+class Report:
+    rows: list[Comparison] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok for r in self.rows)
+
+    def table(self) -> str:
+        lines = [f"{'reference':<20} {'parameter':<10} {'max abs error':>14} {'max rel error':>14}  result"]
+        for r in self.rows:
+            lines.append(f"{r.reference:<20} {r.param:<10} {r.max_abs:>14.3e} {r.max_rel:>14.3e}  "
+                         f"{'ok' if r.ok else 'MISMATCH'}")
+        lines += self.notes
+        lines.append("all gradients agree" if self.ok else "GRADIENTS DISAGREE")
+        return "\n".join(lines) + "\n"
+
+
+def compare(reference: str, mine: dict, theirs: dict, report: Report) -> None:
+    for name in theirs:
+        a, b = np.asarray(mine[name], dtype=np.float64), np.asarray(theirs[name], dtype=np.float64)
+        diff = np.abs(a - b)
+        ok = a.shape == b.shape and bool(np.all(diff <= ATOL + RTOL * np.abs(b)))
+        rel = float(np.max(diff / np.maximum(np.abs(b), 1e-300))) if diff.size else 0.0
+        report.rows.append(Comparison(reference, name, float(diff.max(initial=0.0)), rel, ok))
+
+
+def check_module(module, spec: NetworkSpec, seed: int = 0, points: int = 2) -> Report:
+    rng = np.random.default_rng(seed)
+    report = Report()
+    use_torch = torch_available()
+    for point in range(points):
+        batch = None if point == 0 else 3  # one single example, then a batch
+        params, x, y = sample_point(module, spec, rng, batch=batch)
+        value, grads = module.loss_and_grads(params, x, y)
+        compare(f"finite differences {point + 1}", grads, finite_differences(module, params, x, y), report)
+        if use_torch:
+            t_value, t_grads = torch_loss_and_grads(spec, params, x, y)
+            compare(f"torch autograd {point + 1}", grads, t_grads, report)
+            if not np.isclose(value, t_value, rtol=RTOL, atol=ATOL):
+                report.rows.append(Comparison(f"torch loss {point + 1}", "L", abs(value - t_value), 0.0, False))
+    if not use_torch:
+        report.notes.append("PyTorch is not installed: checked against finite differences only")
+    return report
+
+
+def check_spec(spec: NetworkSpec, seed: int = 0) -> Report:
+    from derive.derivation import derive
+    from derive.render.numpy import render_numpy
+
+    module = load_module(render_numpy(derive(spec)), spec.name.replace("-", "_"))
+    try:
+        return check_module(module, spec, seed)
+    finally:
+        sys.modules.pop(module.__name__, None)
