@@ -114,7 +114,8 @@ class NetworkSpec:
         out: dict[str, Any] = {
             "name": self.name, "title": self.title, "input": self.input,
             "convention": self.convention, "layout": self.layout, "vec": self.vec,
-            "layer": [{k: v for k, v in asdict(layer).items() if v is not None} for layer in self.layers],
+            "layer": [{k: (float(sp.Rational(v)) if k == "slope" else v) for k, v in asdict(layer).items()
+                       if v is not None} for layer in self.layers],
             "loss": asdict(self.loss),
             "notation": asdict(self.notation),
         }
@@ -205,7 +206,7 @@ def _notation(table: Any, where: str) -> Notation:
     values: dict[str, Any] = {}
     for key, raw in table.items():
         at = f"{where}.{key}"
-        if key in CHOICES:
+        if key in ("backward", "index_style", "relu_prime"):
             values[key] = _choice(raw, key, at)
         elif key == "activation_names":
             if not isinstance(raw, bool):

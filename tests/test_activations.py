@@ -1,0 +1,80 @@
+import math
+
+import pytest
+import sympy as sp
+
+from derive.activations import ACTIVATIONS, H, Z, get_activation, parse_user_activation
+from derive.errors import DeriveError
+
+ELEMENTWISE = [a for a in ACTIVATIONS.values() if a.elementwise]
+
+
+@pytest.mark.parametrize("act", ELEMENTWISE, ids=lambda a: a.name)
+def test_derivative_matches_central_difference(act):
+    f = sp.lambdify(Z, act.formula, "math")
+    d = sp.lambdify(Z, act.derivative, modules=[{"Heaviside": lambda x, h0: h0 if x == 0 else float(x > 0)}, "math"])
+    for z in (-2.3, -0.4, 0.7, 1.9):
+        numeric = (f(z + 1e-6) - f(z - 1e-6)) / 2e-6
+        assert math.isclose(d(z), numeric, rel_tol=1e-6, abs_tol=1e-8)
+
+
+@pytest.mark.parametrize("name, expected", [("sigmoid", H * (1 - H)), ("tanh", 1 - H**2), ("softplus", 1 - sp.exp(-H))])
+def test_output_form_is_found_and_is_an_identity(name, expected):
+    act = get_activation(name)
+    assert sp.simplify(act.output_form - expected) == 0
+    # the identity holds numerically at several points
+    for z in (-1.5, 0.3, 2.0):
+        h = float(act.formula.subs(Z, z))
+        assert math.isclose(float(act.output_form.subs(H, h)), float(act.derivative.subs(Z, z)), rel_tol=1e-12)
+
+
+def test_no_output_form_where_none_exists():
+    assert get_activation("relu").output_form is None
+    assert get_activation("identity").output_form is None
+    assert get_activation("z/(1 + exp(-z))").output_form is None
+
+
+def test_relu_derivative_is_zero_at_zero():
+    d = get_activation("relu").derivative
+    assert d == sp.Heaviside(Z, 0)
+    assert d.subs(Z, 0) == 0
+    assert get_activation("Max(0, z)").derivative.subs(Z, 0) == 0
+
+
+def test_leaky_relu_slope_is_settable():
+    act = get_activation("leaky_relu", sp.Rational(1, 5))
+    assert act.derivative.subs(Z, -1) == sp.Rational(1, 5)
+    assert act.derivative.subs(Z, 1) == 1
+    assert get_activation("leaky_relu").derivative.subs(Z, -3) == sp.Rational(1, 100)
+
+
+def test_user_expression_is_parsed_and_differentiated():
+    act = parse_user_activation("z/(1 + exp(-z))")
+    assert act.name == "custom"
+    assert sp.simplify(act.derivative - sp.diff(Z / (1 + sp.exp(-Z)), Z)) == 0
+
+
+def test_user_float_constants_become_exact():
+    act = parse_user_activation("0.5*z")
+    assert act.formula == Z / 2
+
+
+@pytest.mark.parametrize("text", [
+    "__import__('os').system('true')", "z.__class__", "exp(y)", "open('x')", "z +", "lambda: z", "z[0]",
+    "3", "z; z", "z if z else 1", "eval('z')", "Symbol('q')",
+])
+def test_unsafe_or_malformed_expressions_are_rejected(text):
+    with pytest.raises(DeriveError):
+        parse_user_activation(text)
+
+
+def test_unknown_name_lists_the_valid_ones():
+    with pytest.raises(DeriveError) as err:
+        get_activation("swish")
+    assert "relu" in str(err.value) and "sigmoid" in str(err.value)
+
+
+def test_softmax_is_a_vector_map():
+    zs = sp.symbols("a b c")
+    out = ACTIVATIONS["softmax"].apply(zs)
+    assert sp.simplify(sum(out) - 1) == 0

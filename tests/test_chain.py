@@ -1,0 +1,106 @@
+"""Each rewrite rule alone, then the engine's records."""
+
+import sympy as sp
+from sympy.matrices.expressions import DiagMatrix, KroneckerProduct
+
+from derive.chain import (
+    RULES,
+    dense_transpose,
+    diagonal_to_hadamard,
+    drop_identity,
+    error_coefficient,
+    outer_product,
+    reshape,
+    softmax_product,
+)
+from derive.derivation import derive
+from derive.identities import equal, evaluate
+from derive.spec import spec_from_flags
+
+n = 3
+g = sp.MatrixSymbol("g", n, 1)
+d = sp.MatrixSymbol("d", n, 1)
+p = sp.MatrixSymbol("p", n, 1)
+W = sp.MatrixSymbol("W", 2, n)
+delta = sp.MatrixSymbol("delta", 2, 1)
+a = sp.MatrixSymbol("a", n, 1)
+G, D, P = (sp.ImmutableMatrix(sp.symbols(f"{s}1:{n + 1}")) for s in "gdp")
+ENV = {g: G, d: D, p: P, a: sp.ImmutableMatrix(sp.symbols("a1:4")),
+       W: sp.ImmutableMatrix(2, n, sp.symbols("w1:7")), delta: sp.ImmutableMatrix(sp.symbols("e1:3"))}
+
+
+def test_identity_rule():
+    assert equal(evaluate(drop_identity(g), ENV), evaluate(g.T * sp.Identity(n), ENV).T)
+
+
+def test_dense_transpose_rule():
+    assert equal(evaluate(dense_transpose(delta.T, W), ENV), evaluate(delta.T * W, ENV).T)
+
+
+def test_diagonal_to_hadamard_rule():
+    assert equal(evaluate(diagonal_to_hadamard(g, d), ENV), evaluate(g.T * DiagMatrix(d), ENV).T)
+
+
+def test_softmax_rule_under_both_conventions():
+    jac = sp.diag(*P) - P * P.T
+    assert equal(evaluate(softmax_product(g, p, "column"), ENV), (G.T * jac).T)
+    env_row = {sp.MatrixSymbol("g", 1, n): G.T, sp.MatrixSymbol("p", 1, n): P.T}
+    row = softmax_product(sp.MatrixSymbol("g", 1, n), sp.MatrixSymbol("p", 1, n), "row")
+    assert equal(evaluate(row, env_row), G.T * jac)
+
+
+def test_outer_product_rule_is_the_regrouped_flattened_product():
+    flat = evaluate(delta.T * KroneckerProduct(sp.Identity(2), a.T), ENV)
+    assert equal(evaluate(outer_product(delta, a, "column"), ENV), reshape(flat, (2, n), "row-major"))
+
+
+def test_reshape_orders():
+    row = sp.Matrix([[1, 2, 3, 4, 5, 6]])
+    assert reshape(row, (2, 3), "row-major") == sp.Matrix([[1, 2, 3], [4, 5, 6]])
+    assert reshape(row, (2, 3), "column-major") == sp.Matrix([[1, 3, 5], [2, 4, 6]])
+
+
+def test_error_coefficient():
+    yh, y = sp.symbols("p1 p2"), sp.symbols("t1 t2")
+    assert error_coefficient([2 * (yh[0] - y[0]), 2 * (yh[1] - y[1])], yh, y, {}) == 2
+    assert error_coefficient([yh[0] - y[0], yh[1] * y[1]], yh, y, {}) is None
+    # cross-entropy's row needs Σ y = 1
+    row = [-y[0] + yh[0] * (y[0] + y[1]), -y[1] + yh[1] * (y[0] + y[1])]
+    assert error_coefficient(row, yh, y, {}) is None
+    assert error_coefficient(row, yh, y, {y[1]: 1 - y[0]}) == 1
+
+
+def test_every_rule_has_a_reason():
+    assert all(rule.reason for rule in RULES.values())
+
+
+def test_a_wrong_rewrite_is_not_verified():
+    """The checker really checks: a compact form that differs from the product fails."""
+    dv = derive(spec_from_flags(2, "2:relu,1:identity"))
+    chain = dv.gradient("W1")
+    wrong = sp.MatMul(dv.blocks["delta1"], dv.blocks["x"].T) * 2
+    value = evaluate(wrong, dv.blocks.env(delta1=dv.delta(1).explicit))
+    assert not equal(value, chain.explicit)
+
+
+def test_seed_000_steps_in_order():
+    dv = derive(spec_from_flags(2, "2:relu,1:identity"))
+    assert [s.rule for s in dv.gradient("W1").steps] == [
+        "chain rule", "delta reuse", "flattened weight to outer product"]
+    assert [s.rule for s in dv.delta(1).steps] == ["chain rule", "dense transpose", "diagonal to Hadamard"]
+    assert dv.verified
+
+
+def test_fusions_are_named():
+    ce = derive(spec_from_flags(2, "3:softmax", loss="ce"))
+    assert ce.delta(1).steps[-1].rule == "softmax + cross-entropy"
+    bce = derive(spec_from_flags(2, "2:sigmoid", loss="bce"))
+    assert bce.delta(1).steps[-1].rule == "sigmoid + binary cross-entropy"
+    assert str(bce.delta(1).compact) == "-y + yhat"
+
+
+def test_numerator_layout_transposes():
+    dv = derive(spec_from_flags(3, "2:relu,1:identity", layout="numerator"))
+    w1 = dv.gradient("W1")
+    assert w1.explicit.shape == (3, 2)
+    assert w1.steps[-1].rule == "numerator layout"

@@ -1,0 +1,85 @@
+"""Properties of whole derivations, on every preset and on hundreds of random specs.
+
+Two independent oracles for the explicit gradients: SymPy's own `diff` of the fully composed scalar
+loss (small networks), and PyTorch autograd in float64 (every network, when torch is installed).
+"""
+
+import numpy as np
+import pytest
+import sympy as sp
+from hypothesis import given, settings
+
+from derive.derivation import derive
+from derive.spec import load_preset, preset_names
+from derive.verify import torch_available, torch_loss_and_grads
+
+from .helpers import numeric, random_point, specs
+
+
+def composed_loss(net) -> sp.Expr:
+    """L as one expression in x, W, b, y: what a naive route differentiates."""
+    loss = net.loss_expr
+    for layer in reversed(net.layers):
+        loss = loss.xreplace(dict(zip(layer.h, layer.h_exprs))).xreplace(dict(zip(layer.z, layer.z_exprs)))
+    return loss
+
+
+def in_parameter_shape(d, chain) -> sp.Matrix:
+    """The explicit gradient arranged like the parameter, whatever the layout."""
+    m = chain.explicit.T if d.spec.layout == "numerator" else chain.explicit
+    return m if chain.target.startswith("W") else m.reshape(m.rows * m.cols, 1)
+
+
+def check_against_sympy_diff(d, values):
+    net = d.network
+    loss = composed_loss(net)
+    for chain in d.gradients:
+        layer = net.layers[int(chain.target[1:]) - 1]
+        params = layer.W if chain.target.startswith("W") else sp.Matrix(layer.b)
+        independent = numeric(params.applyfunc(lambda p: sp.diff(loss, p)), values)
+        assert np.allclose(numeric(in_parameter_shape(d, chain), values), independent, rtol=1e-8, atol=1e-10), \
+            chain.target
+
+
+def check_against_torch(d, values):
+    net = d.network
+    params = {}
+    for layer in net.layers:
+        params[f"W{layer.index}"] = numeric(layer.W, values)
+        if layer.b is not None:
+            params[f"b{layer.index}"] = numeric(sp.Matrix(layer.b), values).reshape(-1)
+    x = np.array([values[s] for s in net.x])
+    y_vec = np.array([values[s] for s in net.y])
+    y = int(np.argmax(y_vec)) if d.spec.loss.target == "index" else y_vec
+    _, grads = torch_loss_and_grads(d.spec, params, x, y)
+    for chain in d.gradients:
+        mine = numeric(in_parameter_shape(d, chain), values)
+        assert np.allclose(mine.reshape(grads[chain.target].shape), grads[chain.target], rtol=1e-7, atol=1e-9), \
+            chain.target
+
+
+def check(d, seed=0):
+    assert d.verified, [(c.target, [(s.rule, s.verified) for s in c.steps]) for c in (*d.deltas, *d.gradients)]
+    values = random_point(d.network, np.random.default_rng(seed))
+    n_params = sum(len(layer.W) + len(layer.b or ()) for layer in d.network.layers)
+    if n_params <= 40 and d.network.depth <= 3:
+        check_against_sympy_diff(d, values)
+    if torch_available():
+        check_against_torch(d, values)
+
+
+@pytest.mark.parametrize("name", preset_names())
+def test_every_preset_is_verified_and_correct(name):
+    check(derive(load_preset(name)))
+
+
+@settings(max_examples=220)
+@given(specs())
+def test_random_specs_are_verified_and_correct(spec):
+    check(derive(spec))
+
+
+def test_derivation_is_deterministic():
+    spec = load_preset("softmax-ce-three-layer")
+    a, b = derive(spec), derive(spec)
+    assert [c.explicit for c in a.gradients] == [c.explicit for c in b.gradients]
