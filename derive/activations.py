@@ -16,7 +16,7 @@ import tokenize
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 
 import sympy as sp
 from sympy.parsing.sympy_parser import parse_expr, standard_transformations
@@ -74,7 +74,7 @@ def normalize_derivative(expr: sp.Expr) -> sp.Expr:
     )
 
 
-@lru_cache(maxsize=None)
+@cache
 def derivative_of(formula: sp.Expr) -> sp.Expr:
     return normalize_derivative(sp.diff(formula, Z))
 
@@ -97,7 +97,7 @@ def _time_limit(seconds: int):
         signal.signal(signal.SIGALRM, old)
 
 
-@lru_cache(maxsize=None)
+@cache
 def output_form_of(formula: sp.Expr) -> sp.Expr | None:
     derivative = derivative_of(formula)
     if Z not in derivative.free_symbols or derivative.has(sp.Heaviside, sp.Piecewise, sp.DiracDelta):

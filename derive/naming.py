@@ -5,6 +5,10 @@ Display names that follow a course's notation live in `derive.notation`; the nam
 
 from __future__ import annotations
 
+import re
+import unicodedata
+from dataclasses import dataclass
+
 
 def component(block: str, i: int) -> str:
     """x_1, y_2, yhat_1, z1_3, h2_1, delta2_1 (1-based)."""
@@ -64,8 +68,6 @@ def vec_gradient_block(layer: int) -> str:
 # ------------------------------------------------------------------------------------------------
 # Display names: how each block and component is written, in a course's notation, as text or LaTeX.
 
-import re  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
 
 _GREEK_TEXT = dict(zip(
     ("alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho sigma tau "
@@ -84,7 +86,8 @@ def letter_text(letter: str) -> str:
     base = letter[:-3] if hat else letter
     if base.lower() in _GREEK_TEXT:
         base = _GREEK_TEXT[base.lower()] if base.islower() else _GREEK_TEXT[base.lower()].upper()
-    return base + "\u0302" if hat else base
+    # Precomposed where Unicode has it (ŷ, ô): terminals draw those better than a combining hat.
+    return unicodedata.normalize("NFC", base + "\u0302") if hat else base
 
 
 def letter_latex(letter: str, bold: bool = False) -> str:
@@ -237,6 +240,6 @@ class Display:
             if head.endswith("}") and "_{" in head and self.notation.index_style == "subscript":
                 return head[:-1] + "," + sep.join(indices) + "}"
             return f"{head}_{{{sep.join(indices)}}}"
-        if self.notation.index_style == "subscript" and not head[-1].isalpha() and "\u0302" not in head[-1]:
+        if self.notation.index_style == "subscript" and not head[-1].isalpha():
             return head + "," + sep.join(indices).translate(_SUB)
         return head + sep.join(indices).translate(_SUB)

@@ -77,7 +77,7 @@ def build_network(spec: NetworkSpec) -> SymbolicNetwork:
         n_in, n_out = len(inputs), layer_spec.units
         last = l == len(spec.layers)
         rows, cols = (n_out, n_in) if spec.convention == "column" else (n_in, n_out)
-        W = sp.ImmutableMatrix(rows, cols, lambda i, j: sp.Symbol(naming.weight(l, i + 1, j + 1)))
+        W = sp.ImmutableMatrix([[sp.Symbol(naming.weight(l, i + 1, j + 1)) for j in range(cols)] for i in range(rows)])
         b = _symbols([naming.bias(l, i) for i in range(1, n_out + 1)]) if layer_spec.bias else None
         z = _symbols([naming.component(f"z{l}", i) for i in range(1, n_out + 1)])
         h = _symbols([naming.component("yhat" if last else f"h{l}", i) for i in range(1, n_out + 1)])

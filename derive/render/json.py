@@ -25,6 +25,13 @@ def matrix(m: sp.MatrixBase) -> list[list[str]]:
     return [[expr(m[i, j]) for j in range(m.cols)] for i in range(m.rows)]
 
 
+def _block(d: Derivation, name: str, symbol: sp.MatrixSymbol, with_value: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {"shape": [int(n) for n in symbol.shape]}
+    if with_value:
+        out["value"] = matrix(d.blocks.values[name])
+    return out
+
+
 def _steps(chain: Chain) -> list[dict[str, Any]]:
     return [{"rule": s.rule, "verified": s.verified, "lhs": expr(s.lhs), "rhs": expr(s.rhs)} for s in chain.steps]
 
@@ -35,10 +42,8 @@ def to_data(d: Derivation) -> dict[str, Any]:
         "spec": d.spec.to_dict(),
         "forward": [{"lhs": expr(eq.lhs), "rhs": expr(eq.rhs)} for eq in d.forward],
         "loss": {"lhs": "L", "rhs": expr(d.loss.rhs)},
-        "blocks": {
-            name: {"shape": [int(n) for n in symbol.shape], **({"value": matrix(d.blocks.values[name])} if name in auxiliary else {})}
-            for name, symbol in d.blocks.symbols.items()
-        },
+        # Compact forms are matrix expressions over these blocks; σ′ and ∂L/∂ŷ come with their entries.
+        "blocks": {name: _block(d, name, symbol, name in auxiliary) for name, symbol in d.blocks.symbols.items()},
         "jacobians": [
             {"of": j.of, "wrt": j.wrt, "shape": list(j.matrix.shape), "structure": j.structure,
              "block": expr(j.block), "matrix": matrix(j.matrix)}

@@ -149,7 +149,7 @@ class BatchPrinter:
     @staticmethod
     def combine(left: Code, right: Code) -> Code:
         """left · right for one example, written for the whole batch."""
-        (r, k), (_, c) = left.shape, right.shape
+        (r, _), (_, c) = left.shape, right.shape
         if right.kind == "I":
             return left
         if left.kind == "I":

@@ -1,0 +1,127 @@
+"""The CLI called in-process, as a user would call it: output, exit codes, one-line errors."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from derive.cli import main
+
+
+def run(argv, capsys):
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_show_preset_prints_every_section(capsys):
+    code, out, err = run(["show", "two-layer-relu"], capsys)
+    assert code == 0 and err == ""
+    for heading in ("Forward pass", "Loss", "Local Jacobians", "Backward pass", "Gradients", "Summary"):
+        assert heading in out
+    assert "✓" in out and "✗" not in out
+    assert "δ⁽¹⁾ = (W⁽²⁾ᵀ δ⁽²⁾) ⊙ relu′(z⁽¹⁾)" in out
+    assert "∂L/∂W⁽¹⁾ = δ⁽¹⁾ xᵀ" in out
+
+
+def test_show_quick_flags(capsys):
+    code, out, _ = run(["show", "--input", "2", "--layers", "2:relu,1:identity", "--loss", "half_sse"], capsys)
+    assert code == 0 and "δ⁽²⁾ = ŷ − y" in out
+
+
+def test_show_row_convention_and_user_activation(capsys):
+    code, out, _ = run(["show", "--input", "2", "--layers", "3:z/(1 + exp(-z)),1:sigmoid", "--loss", "bce",
+                        "--convention", "row"], capsys)
+    assert code == 0
+    assert "f′(z)" in out and "(δ⁽²⁾ W⁽²⁾ᵀ) ⊙ f′(z⁽¹⁾)" in out
+
+
+def test_wide_matrices_are_elided(capsys):
+    code, out, _ = run(["show", "--input", "12", "--layers", "10:relu,1:identity"], capsys)
+    assert code == 0
+    assert "⋯" in out and "⋮" in out
+    assert max(len(line) for line in out.splitlines()) < 400
+
+
+@pytest.mark.parametrize("toml, fragment", [
+    ("input = 2\n[[layer]]\nunits = 0\n", "layer 1.units: must be at least 1"),
+    ("input = 2\n[[layer]]\nunits = 2\nactivaton = 'relu'\n", "did you mean 'activation'"),
+    ("input = 2\n[[layer]\n", "invalid TOML"),
+    ("name = 'a b'\ninput = 2\n[[layer]]\nunits = 2\n", "is not a name"),
+    ("input = 2\n[[layer]]\nunits = 2\nactivation = 'swish'\n", "valid: identity, relu"),
+    ("input = 2\n[[layer]]\nunits = 2\nactivation = 'z + __import__(\"os\")'\n", "uses '__import__'"),
+    ("input = 2\n[[layer]]\nunits = 2\n[loss]\nkind = 'hinge'\n", "unknown loss"),
+])
+def test_bad_specs_exit_2_with_one_line(tmp_path, capsys, toml, fragment):
+    path = tmp_path / "spec.toml"
+    path.write_text(toml)
+    code, out, err = run(["show", str(path)], capsys)
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and fragment in err and str(path) in err
+    assert "Traceback" not in err
+
+
+def test_missing_file_and_unknown_preset(capsys, tmp_path):
+    code, _, err = run(["show", str(tmp_path / "none.toml")], capsys)
+    assert code == 2 and "no such file" in err
+    code, _, err = run(["show", "not-a-preset"], capsys)
+    assert code == 2 and "presets:" in err
+
+
+def test_usage_errors_are_one_line(capsys):
+    code, _, err = run(["shw"], capsys)
+    assert code == 2 and err.count("\n") == 1
+    code, _, err = run(["show"], capsys)
+    assert code == 2 and "SPEC" in err
+    code, _, err = run(["show", "two-layer-relu", "--input", "3"], capsys)
+    assert code == 2 and "not both" in err
+
+
+def test_numpy_writes_a_module(tmp_path, capsys):
+    out = tmp_path / "grad.py"
+    code, stdout, _ = run(["numpy", "two-layer-relu", "-o", str(out)], capsys)
+    assert code == 0 and out.exists() and str(out) in stdout
+    assert "def loss_and_grads" in out.read_text()
+
+
+def test_unwritable_output_leaves_nothing(tmp_path, capsys):
+    target = tmp_path / "missing-dir" / "grad.py"
+    code, _, err = run(["numpy", "two-layer-relu", "-o", str(target)], capsys)
+    assert code == 2 and "folder does not exist" in err and not target.exists()
+    readonly = tmp_path / "ro"
+    readonly.mkdir()
+    os.chmod(readonly, 0o500)
+    try:
+        if os.access(readonly, os.W_OK):  # root ignores permissions: a directory as target instead
+            code, _, err = run(["numpy", "two-layer-relu", "-o", str(readonly)], capsys)
+            assert code == 2 and ("is a directory" in err or "must end in .py" in err)
+        else:
+            code, _, err = run(["numpy", "two-layer-relu", "-o", str(readonly / "g.py")], capsys)
+            assert code == 2 and "cannot write" in err
+        assert list(readonly.iterdir()) == []
+    finally:
+        os.chmod(readonly, 0o700)
+
+
+def test_bad_spec_writes_no_file(tmp_path, capsys):
+    spec = tmp_path / "bad.toml"
+    spec.write_text("input = 0\n[[layer]]\nunits = 1\n")
+    out = tmp_path / "grad.py"
+    code, _, _ = run(["numpy", str(spec), "-o", str(out)], capsys)
+    assert code == 2 and not out.exists() and list(tmp_path.iterdir()) == [spec]
+
+
+def test_check_reports_a_table(capsys):
+    code, out, _ = run(["check", "two-layer-relu"], capsys)
+    assert code == 0
+    assert "finite differences" in out and "all gradients agree" in out
+
+
+def test_console_script_runs_as_a_process():
+    result = subprocess.run([sys.executable, "-m", "derive", "presets"], capture_output=True, text=True,
+                            check=False)
+    assert result.returncode == 0 and "two-layer-relu" in result.stdout
+    result = subprocess.run([sys.executable, "-m", "derive", "show", "nope"], capture_output=True, text=True,
+                            check=False)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
