@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -101,3 +102,11 @@ def numeric(matrix, values: dict[sp.Symbol, float]) -> np.ndarray:
     floats = {s: sp.Float(v, 30) for s, v in values.items()}
     m = sp.Matrix(matrix)
     return np.array([[float(sp.N(m[i, j].xreplace(floats))) for j in range(m.cols)] for i in range(m.rows)])
+
+
+@cache
+def derive_cached(spec: NetworkSpec):
+    """The derivation tests share: the derandomized strategies draw the same specs in several files."""
+    from derive.derivation import derive
+
+    return derive(spec)

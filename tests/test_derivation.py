@@ -13,7 +13,7 @@ from derive.derivation import derive
 from derive.spec import load_preset, preset_names
 from derive.verify import torch_available, torch_loss_and_grads
 
-from .helpers import numeric, random_point, specs
+from .helpers import derive_cached, numeric, random_point, specs
 
 
 def composed_loss(net) -> sp.Expr:
@@ -76,7 +76,7 @@ def test_every_preset_is_verified_and_correct(name):
 @settings(max_examples=220)
 @given(specs())
 def test_random_specs_are_verified_and_correct(spec):
-    check(derive(spec))
+    check(derive_cached(spec))
 
 
 def test_derivation_is_deterministic():

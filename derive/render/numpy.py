@@ -34,6 +34,13 @@ class ArrayPrinter(NumPyPrinter):
         out = super()._module_format(fqn, register)
         return "np." + out.removeprefix("numpy.") if out.startswith("numpy.") else out
 
+    def _print(self, expr, **kwargs) -> str:
+        # A constant such as log(2) becomes a Python float: np.log(2) is a float64 scalar and would
+        # turn float32 arrays into float64 ones.
+        if isinstance(expr, sp.Expr) and expr.is_number and not expr.is_Rational and expr.is_real:
+            return repr(float(expr))
+        return super()._print(expr, **kwargs)
+
     def _print_Symbol(self, expr: sp.Symbol) -> str:
         return self.names.get(expr, expr.name)
 
@@ -56,7 +63,11 @@ class ArrayPrinter(NumPyPrinter):
     def _print_Piecewise(self, expr: sp.Piecewise) -> str:
         if len(expr.args) == 2 and expr.args[1].cond == sp.true:
             (a, cond), (b, _) = expr.args
-            return f"np.where({self._print(cond)}, {self._print(a)}, {self._print(b)})"
+            out = f"np.where({self._print(cond)}, {self._print(a)}, {self._print(b)})"
+            if a.is_number and b.is_number:  # two constants would make float64 whatever the input
+                ref = self._print(sorted(cond.free_symbols, key=str)[0])
+                out = f"{out}.astype({ref}.dtype)"
+            return out
         return super()._print_Piecewise(expr)
 
     def _print_log(self, expr: sp.log) -> str:
@@ -135,16 +146,22 @@ class BatchPrinter:
                 out += (" - " if i else "-") + text if negative else (" + " if i else "") + text
             return Code(out, "ex", shape)
         if isinstance(e, sp.MatMul):
-            acc: Code | None = None
-            for a in e.args:
-                if not getattr(a, "is_Matrix", False):
-                    c = Code(self.scalar.doprint(a), "num", (1, 1))
-                else:
-                    c = self.code(a)
-                acc = c if acc is None else self.combine(acc, c)
-            assert acc is not None
+            parts = [self.code(a) if getattr(a, "is_Matrix", False) else Code(self.scalar.doprint(a), "num", (1, 1))
+                     for a in e.args]
+            # SymPy flattens p (pᵀ g) into p pᵀ g: the grouping that avoids a per-example outer product
+            # is left to right for rows and right to left for columns; try one, then the other.
+            try:
+                acc = self._fold(parts)
+            except TypeError:
+                acc = self._fold(parts[::-1], reverse=True)
             return Code(acc.text, acc.kind, shape)
         raise TypeError(f"no batched code for {type(e).__name__}")
+
+    def _fold(self, parts: list[Code], reverse: bool = False) -> Code:
+        acc = parts[0]
+        for c in parts[1:]:
+            acc = self.combine(c, acc) if reverse else self.combine(acc, c)
+        return acc
 
     @staticmethod
     def combine(left: Code, right: Code) -> Code:
