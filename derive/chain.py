@@ -85,6 +85,24 @@ class Chain:
     def verified(self) -> bool:
         return all(s.verified for s in self.steps)
 
+    @property
+    def general_entry(self) -> sp.Expr:
+        return general_entry(self.compact)
+
+
+INDEX_I, INDEX_J = sp.symbols("i j", integer=True, positive=True)
+
+
+def general_entry(form: sp.MatrixExpr) -> sp.Expr:
+    """Entry (i, j) of a compact form for any size: blocks get symbolic sizes so sums stay sums."""
+    def size(n: int, name: str):
+        return 1 if n == 1 else sp.Symbol(name, integer=True, positive=True)
+
+    sized = form.xreplace({b: sp.MatrixSymbol(b.name, size(b.shape[0], f"n_{b.name}"), size(b.shape[1], f"m_{b.name}"))
+                           for b in form.atoms(sp.MatrixSymbol)})
+    rows, cols = form.shape
+    return sized[INDEX_I if rows > 1 else 0, INDEX_J if cols > 1 else 0]
+
 
 # ----------------------------------------------------------------------------------------------
 # The rules, each a function of blocks. `g` is a vector block in the convention's orientation.

@@ -75,7 +75,7 @@ _GREEK_TEXT = dict(zip(
     "αβγδεζηθικλμνξοπρστυφχψω",
 ))
 _SUP = str.maketrans("0123456789()+-=aeoixnhjlmrstuvwz", "⁰¹²³⁴⁵⁶⁷⁸⁹⁽⁾⁺⁻⁼ᵃᵉᵒⁱˣⁿʰʲˡᵐʳˢᵗᵘᵛʷᶻ")
-_SUB = str.maketrans("0123456789,", "₀₁₂₃₄₅₆₇₈₉,")
+_SUB = str.maketrans("0123456789,ijk", "₀₁₂₃₄₅₆₇₈₉,ᵢⱼₖ")
 
 _COMPONENT = re.compile(r"(?P<block>x|y|yhat|(?:z|h|b|delta|dact)\d+)_(?P<i>\d+)|W(?P<l>\d+)_(?P<wi>\d+)_(?P<wj>\d+)")
 _LAYERED = re.compile(r"(?P<role>z|h|b|W|delta|dact|J)(?P<l>\d+)")
@@ -192,7 +192,7 @@ class Display:
         """σ′(z), or for relu the notation's choice: 1[z > 0], relu′(z), max(0, sign(z))."""
         f = self.functions[l - 1]
         if f == "relu" and self.notation.relu_prime == "indicator":
-            return rf"\mathbb{{1}}[{arg} > 0]" if latex else f"1[{arg} > 0]"
+            return rf"\mathbf{{1}}[{arg} > 0]" if latex else f"1[{arg} > 0]"
         if f == "relu" and self.notation.relu_prime == "sign":
             return rf"\max(0, \operatorname{{sign}}({arg}))" if latex else f"max(0, sign({arg}))"
         return f"{self.function(l, latex)}'({arg})" if latex else f"{self.function(l, latex)}′({arg})"
@@ -214,32 +214,60 @@ class Display:
 
     # -- components ------------------------------------------------------------------------------
 
+    def _head(self, block: str, latex: bool) -> str:
+        """What an entry of a block is written with, before its index: W⁽¹⁾, δ⁽²⁾, ŷ, z⁽¹⁾."""
+        lm = _LAYERED.fullmatch(block)
+        if block in ("x", "y", "yhat"):
+            return self.letter({"x": "input", "y": "target", "yhat": "output"}[block], latex)
+        if not lm:
+            return block
+        role, l = lm["role"], int(lm["l"])
+        if role == "delta":
+            if self.notation.backward == "delta":
+                return (r"\delta" if latex else "δ") + self._index(l, latex)
+            return self.block(block, latex)
+        if role == "h" and l == self.depth:
+            return self.letter("output", latex)
+        if role == "W":
+            return self.letter("weight", latex) + self._index(l, latex)
+        return self.letter(self._role(role), latex) + self._index(l, latex)
+
+    def _subscripted(self, head: str, indices: tuple[str, ...], latex: bool) -> str:
+        sep = "," if any(len(i) > 1 for i in indices) else ""
+        if latex:
+            # A layer written as a subscript leaves no room for the unit's: join them.
+            if head.endswith("}") and "_{" in head and self.notation.index_style == "subscript":
+                return head[:-1] + "," + sep.join(indices) + "}"
+            if "\\frac" in head or "\\nabla" in head:
+                return rf"\left({head}\right)_{{{sep.join(indices)}}}"
+            return f"{head}_{{{sep.join(indices)}}}"
+        sub = sep.join(indices).translate(_SUB)
+        if any(c not in "₀₁₂₃₄₅₆₇₈₉ᵢⱼₖ," for c in sub):
+            sub = "_" + sep.join(indices)
+        if "/" in head or " " in head:
+            return f"({head}){sub}"
+        if self.notation.index_style == "subscript" and not head[-1].isalpha():
+            return head + "," + sub.lstrip("_")
+        return head + sub
+
     def component(self, name: str, latex: bool = False) -> str:
         """x₁, W⁽¹⁾₁₂, ŷ₂, z⁽¹⁾₃ (LaTeX: W^{(1)}_{12}); other names are returned unchanged."""
         m = _COMPONENT.fullmatch(name)
         if not m:
             return name
         if m["l"]:
-            head = self.letter("weight", latex) + self._index(int(m["l"]), latex)
-            indices = (m["wi"], m["wj"])
-        else:
-            block = m["block"]
-            lm = _LAYERED.fullmatch(block)
-            if lm and lm["role"] == "delta":
-                head = (r"\delta" if latex else "δ") + self._index(int(lm["l"]), latex)
-            elif lm and lm["role"] == "h" and int(lm["l"]) == self.depth:
-                head = self.letter("output", latex)
-            elif lm:
-                head = self.letter(self._role(lm["role"]), latex) + self._index(int(lm["l"]), latex)
-            else:
-                head = self.letter({"x": "input", "y": "target", "yhat": "output"}[block], latex)
-            indices = (m["i"],)
-        sep = "," if any(len(i) > 1 for i in indices) else ""
-        if latex:
-            # A layer written as a subscript leaves no room for the unit's: join them.
-            if head.endswith("}") and "_{" in head and self.notation.index_style == "subscript":
-                return head[:-1] + "," + sep.join(indices) + "}"
-            return f"{head}_{{{sep.join(indices)}}}"
-        if self.notation.index_style == "subscript" and not head[-1].isalpha():
-            return head + "," + sep.join(indices).translate(_SUB)
-        return head + sep.join(indices).translate(_SUB)
+            return self._subscripted(self._head(f"W{m['l']}", latex), (m["wi"], m["wj"]), latex)
+        if m["block"].startswith("dact"):
+            return self.entry(m["block"], (m["i"],), latex)
+        return self._subscripted(self._head(m["block"], latex), (m["i"],), latex)
+
+    def entry(self, block: str, indices: tuple[str, ...], latex: bool = False) -> str:
+        """Entry `indices` of a block, for general entries (i, j, k) and components alike."""
+        lm = _LAYERED.fullmatch(block)
+        if lm and lm["role"] == "dact":
+            l = int(lm["l"])
+            return self.derivative(l, self._subscripted(self._head(f"z{l}", latex), indices, latex), latex)
+        if block == LOSS_GRADIENT:
+            return self.gradient_of(self._subscripted(self._head("yhat", latex), indices, latex), latex,
+                                    layer_role=("a", self.depth))
+        return self._subscripted(self._head(block, latex), indices, latex)

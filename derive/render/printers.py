@@ -104,6 +104,19 @@ class TextPrinter(StrPrinter):
     def _print_Identity(self, expr: sp.Identity) -> str:
         return "I"
 
+    def _index_text(self, index) -> str:
+        return "k" if isinstance(index, sp.Dummy) else str(index)
+
+    def _print_MatrixElement(self, expr) -> str:
+        parent, i, j = expr.args
+        rows, cols = parent.shape
+        indices = tuple(self._index_text(x) for x, n in ((i, rows), (j, cols)) if n != 1)
+        return self.display.entry(parent.name, indices, latex=False)
+
+    def _print_Sum(self, expr: sp.Sum) -> str:
+        (index, *_), = expr.limits
+        return f"Σ_{self._index_text(index)} {self.parenthesize(expr.function, precedence(sp.Mul(2, 3, evaluate=False)))}"
+
 
 class NotationLatexPrinter(LatexPrinter):
     """SymPy's LaTeX, with the notation's names for components and blocks."""
@@ -123,7 +136,7 @@ class NotationLatexPrinter(LatexPrinter):
         if self.display.notation.relu_prime == "sign":
             text = rf"\max(0, \operatorname{{sign}}({arg}))"
         else:
-            text = rf"\mathbb{{1}}[{arg} > 0]"
+            text = rf"\mathbf{{1}}[{arg} > 0]"
         return rf"\left({text}\right)^{{{exp}}}" if exp else text
 
     def _print_Transpose(self, expr: sp.Transpose) -> str:
@@ -145,3 +158,19 @@ class NotationLatexPrinter(LatexPrinter):
 
     def _print_Identity(self, expr) -> str:
         return r"\mathbf{I}"
+
+    def _index_text(self, index) -> str:
+        return "k" if isinstance(index, sp.Dummy) else str(index)
+
+    def _print_MatrixElement(self, expr) -> str:
+        parent, i, j = expr.args
+        rows, cols = parent.shape
+        indices = tuple(self._index_text(x) for x, n in ((i, rows), (j, cols)) if n != 1)
+        return self.display.entry(parent.name, indices, latex=True)
+
+    def _print_Sum(self, expr: sp.Sum) -> str:
+        (index, *_), = expr.limits
+        body = self._print(expr.function)
+        if isinstance(expr.function, sp.Add):
+            body = rf"\left({body}\right)"
+        return rf"\sum_{{{self._index_text(index)}}} {body}"

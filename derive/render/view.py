@@ -12,6 +12,7 @@ from typing import Any
 
 import sympy as sp
 
+from derive import naming
 from derive.chain import Chain
 from derive.derivation import Derivation
 from derive.naming import Display
@@ -55,8 +56,11 @@ def _shape(m: sp.MatrixBase | tuple[int, ...]) -> str:
 def chain_view(chain: Chain, p: Printers, jac_names: dict[str, str], d: Derivation) -> dict[str, Any]:
     # A δ that starts a chain enters as the row it is in the product (δᵀ under the column convention).
     factors = [jac_names[f] if f in jac_names else p.expr(d.blocks.as_row(d.blocks[f])) for f in chain.factors]
+    layer = int(chain.target.removeprefix("delta")) if chain.target.startswith("delta") else int(chain.target[1:])
     return {
         "target": chain.target,
+        "heading": f"layer {p.display.label(layer)}" if chain.target.startswith("delta")
+        else p.display.block(chain.target, p.latex),
         "lhs": p.expr(chain.lhs),
         "chain_lhs": p.expr(chain.steps[0].lhs),
         "factors": factors,
@@ -82,10 +86,11 @@ def example_view(d: Derivation, p: Printers, jac_names: dict[str, str]) -> dict[
     if ex is None:
         return None
 
-    def items(quantities):
+    def items(quantities, gradients=False):
         out = []
         for q in quantities:
-            name = jac_names.get(q.name) or p.display.block(q.name, p.latex)
+            block = naming.gradient_block(q.name) if gradients else q.name
+            name = jac_names.get(q.name) or p.display.block(block, p.latex)
             exact_is_decimal = all(e.is_Rational for e in q.exact)
             out.append({"name": name, "exact": p.matrix(q.exact), "shape": _shape(q.exact),
                         "decimal": None if exact_is_decimal else p.matrix(_decimal(q.exact))})
@@ -99,7 +104,7 @@ def example_view(d: Derivation, p: Printers, jac_names: dict[str, str]) -> dict[
         "loss_decimal": f"{float(sp.N(ex.loss, 17)):.6g}",
         "jacobians": items(ex.jacobians),
         "deltas": items(ex.deltas),
-        "gradients": items(ex.gradients),
+        "gradients": items(ex.gradients, gradients=True),
         "agrees": ex.agrees,
     }
 

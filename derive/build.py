@@ -1,0 +1,59 @@
+"""`derive build`: for each spec, the handout (.tex, and .pdf on request), the NumPy module and the
+printed derivation, into DIR/<name>/. `outputs/` in the repository is exactly this, for every preset."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from derive.derivation import derive
+from derive.errors import DeriveError
+from derive.render.json import render_json
+from derive.render.latex import compile_pdf, find_pdflatex, render_exercise, render_handout
+from derive.render.numpy import render_numpy
+from derive.render.text import render_text
+from derive.spec import load_spec
+
+# Presets that also get an exercise sheet and its solution in outputs/.
+EXERCISE_PRESETS = ("two-layer-relu", "relu-softmax-label")
+
+
+def build_files(source: str) -> dict[str, str]:
+    """File name -> content for one spec (a preset name or a TOML path)."""
+    spec = load_spec(source)
+    d = derive(spec)
+    stem = spec.name.replace("-", "_")
+    files = {
+        f"{spec.name}.tex": render_handout(d),
+        f"{stem}.py": render_numpy(d),
+        f"{spec.name}.txt": render_text(d),
+        f"{spec.name}.json": render_json(d),
+    }
+    if spec.name in EXERCISE_PRESETS:
+        sheet, solution = render_exercise(d, None)
+        files[f"{spec.name}-exercise.tex"] = sheet
+        files[f"{spec.name}-exercise-solution.tex"] = solution
+    return files
+
+
+def build_all(sources: list[str], out: Path, pdf: bool = False) -> list[Path]:
+    from derive.cli import write_atomically
+
+    if pdf:
+        find_pdflatex()
+    if out.exists() and not out.is_dir():
+        raise DeriveError("is not a directory", str(out))
+    built = [(load_spec(s).name, build_files(s)) for s in sources]  # every spec checked before writing
+    written: list[Path] = []
+    for name, files in built:
+        folder = out / name
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise DeriveError(f"cannot create: {err.strerror}", str(folder)) from None
+        for filename, content in sorted(files.items()):
+            path = folder / filename
+            write_atomically(path, content)
+            written.append(path)
+            if pdf and filename.endswith(".tex"):
+                written.append(compile_pdf(path))
+    return written

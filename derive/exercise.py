@@ -1,0 +1,77 @@
+"""Exercise variants: the same network shape and conventions, other sizes and other numbers.
+
+`variant_spec(spec, n)` is reproducible from n: a student's sheet and its solution come from the
+same variant number, on any machine.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+
+import sympy as sp
+
+from derive.network import build_network
+from derive.spec import Example, LayerSpec, NetworkSpec
+
+MAX_UNITS = 4
+
+
+def _numbers(rng: random.Random, shape: tuple[int, int], low: int, high: int) -> tuple[tuple[sp.Integer, ...], ...]:
+    return tuple(tuple(sp.Integer(rng.randint(low, high)) for _ in range(shape[1])) for _ in range(shape[0]))
+
+
+def variant_spec(spec: NetworkSpec, n: int) -> NetworkSpec:
+    """Widths moved by at most one (the output width kept), and small integer numbers to work with."""
+    rng = random.Random(f"{spec.name}/{n}")
+    widths = [max(1, min(MAX_UNITS, w + rng.choice((-1, 0, 1)))) for w in spec.widths[:-1]] + [spec.widths[-1]]
+    layers = tuple(dataclasses.replace(layer, units=widths[i + 1]) for i, layer in enumerate(spec.layers))
+    base = dataclasses.replace(spec, input=widths[0], layers=layers, example=None, name=f"{spec.name}-variant-{n}",
+                               title=f"{spec.title or spec.name} (variant {n})")
+    for _ in range(200):
+        example = _example(base, layers, rng)
+        if _away_from_kinks(dataclasses.replace(base, example=example)):
+            return dataclasses.replace(base, example=example)
+    return dataclasses.replace(base, example=example)
+
+
+def _example(spec: NetworkSpec, layers: tuple[LayerSpec, ...], rng: random.Random) -> Example:
+    widths = spec.widths
+    x = tuple(sp.Integer(rng.choice((-2, -1, 1, 2))) for _ in range(widths[0]))
+    params = []
+    for l, layer in enumerate(layers, start=1):
+        shape = (widths[l], widths[l - 1]) if spec.convention == "column" else (widths[l - 1], widths[l])
+        params.append((f"W{l}", _numbers(rng, shape, -2, 2)))
+        if layer.bias:
+            params.append((f"b{l}", _numbers(rng, (1, widths[l]), -1, 1)))
+    k = widths[-1]
+    if spec.loss.target == "index":
+        y: tuple[sp.Integer, ...] | int = rng.randint(1, k)
+    elif spec.loss.kind in ("bce", "mean_bce"):
+        y = tuple(sp.Integer(rng.randint(0, 1)) for _ in range(k))
+    elif spec.loss.kind == "ce":
+        hot = rng.randrange(k)
+        y = tuple(sp.Integer(int(i == hot)) for i in range(k))
+    else:
+        y = tuple(sp.Integer(rng.randint(-2, 2)) for _ in range(k))
+    return Example(x, y, tuple(params))
+
+
+def _away_from_kinks(spec: NetworkSpec) -> bool:
+    """No pre-activation of a relu-like layer exactly at its kink: its derivative there is a convention."""
+    net = build_network(spec)
+    ex = spec.example
+    assert ex is not None
+    values: dict = dict(zip(net.x, ex.x))
+    for layer in net.layers:
+        rows = ex.param(f"W{layer.index}")
+        values.update({layer.W[i, j]: rows[i][j] for i in range(layer.W.rows) for j in range(layer.W.cols)})
+        if layer.b is not None:
+            values.update(zip(layer.b, ex.param(f"b{layer.index}")[0]))
+        zs = [e.xreplace(values) for e in layer.z_exprs]
+        formula = layer.activation.formula
+        if formula is not None and formula.has(sp.Max, sp.Piecewise, sp.Heaviside, sp.Abs) and 0 in zs:
+            return False
+        values.update(dict(zip(layer.z, zs)))
+        values.update({h: e.xreplace(values) for h, e in zip(layer.h, layer.h_exprs)})
+    return True

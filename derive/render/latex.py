@@ -1,0 +1,300 @@
+"""LaTeX handouts and exercise sheets from Jinja2 templates; optional compilation with pdflatex.
+
+Expressions come from `NotationLatexPrinter`; this module lays matrices out (eliding large ones),
+places the nodes of the network diagram, escapes user text, and runs pdflatex reproducibly.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import unicodedata
+from pathlib import Path
+from typing import Any
+
+import sympy as sp
+
+from derive.derivation import Derivation, derive
+from derive.errors import DeriveError
+from derive.render.environment import latex_environment
+from derive.render.printers import NotationLatexPrinter
+from derive.render.view import Printers, build_view, display_for
+from derive.spec import NetworkSpec
+
+MAX_SIDE = 6        # rows or columns of a matrix shown before eliding
+MAX_CELL = 34       # visible characters of one cell; longer entries are listed, not gridded
+MAX_ROW = 78        # visible characters of one matrix row
+MAX_ENTRY = 700     # visible characters of one listed entry before it is summarised
+DIAGRAM_NODES = 5   # units drawn per layer before the rest are elided with ⋮
+
+_TEX_SPECIAL = {
+    "\\": r"\textbackslash{}", "{": r"\{", "}": r"\}", "$": r"\$", "&": r"\&", "#": r"\#", "%": r"\%",
+    "_": r"\_", "^": r"\textasciicircum{}", "~": r"\textasciitilde{}", "<": r"\textless{}", ">": r"\textgreater{}",
+}
+_UNICODE_TEX = {"−": "-", "→": r"$\to$", "×": r"$\times$", "Σ": r"$\Sigma$", "½": r"$\frac12$", "²": r"$^2$",
+                "≤": r"$\le$", "ŷ": r"$\hat y$", "∂": r"$\partial$", "σ": r"$\sigma$", "⊙": r"$\odot$",
+                "ᵀ": r"$^\top$", "′": "'", "“": "``", "”": "''", "’": "'", "‘": "`", "–": "--", "—": "---"}
+
+
+def escape_tex(text: str) -> str:
+    """User or prose text made safe for TeX: specials escaped, unknown characters spelled out."""
+    out = []
+    for ch in text:
+        if ch in _TEX_SPECIAL:
+            out.append(_TEX_SPECIAL[ch])
+        elif ch in _UNICODE_TEX:
+            out.append(_UNICODE_TEX[ch])
+        elif ord(ch) < 128 or unicodedata.category(ch).startswith("L") and ord(ch) < 0x250:
+            out.append(ch)
+        elif "GREEK" in unicodedata.name(ch, ""):
+            name = unicodedata.name(ch).split()[-1].lower()
+            upper = "CAPITAL" in unicodedata.name(ch)
+            out.append(rf"$\{name.capitalize() if upper else name}$")
+        else:
+            out.append("?")
+    return "".join(out)
+
+
+def visible_length(tex: str) -> int:
+    """A rough count of the characters TeX will show (commands and braces removed)."""
+    text = re.sub(r"\\(left|right|operatorname|mathbf|boldsymbol|hat|mathbb)\b", "", tex)
+    text = re.sub(r"\\frac\{([^{}]*)\}\{([^{}]*)\}", r"\1/\2", text)
+    text = re.sub(r"\\[A-Za-z]+", "x", text)
+    text = re.sub(r"[{}^_ ]", "", text)
+    return len(text)
+
+
+def _picked(n: int, limit: int) -> list[int | None]:
+    if n <= limit:
+        return list(range(n))
+    return [*range(limit - 2), None, n - 1]
+
+
+def latex_matrix(m: sp.MatrixBase, printer: NotationLatexPrinter, max_side: int = MAX_SIDE) -> dict[str, Any]:
+    """A bmatrix with ⋯ ⋮ ⋱ beyond `max_side`, or, when entries are long, a list of entries."""
+    rows, cols = _picked(m.rows, max_side), _picked(m.cols, max_side)
+    cells = {(i, j): printer.doprint(m[i, j]) for i in rows if i is not None for j in cols if j is not None}
+    elided = m.rows > max_side or m.cols > max_side
+    widest_row = max(sum(visible_length(cells[(i, j)]) + 2 for j in cols if j is not None)
+                     for i in rows if i is not None)
+    if max(visible_length(c) for c in cells.values()) <= MAX_CELL and widest_row <= MAX_ROW:
+        lines = []
+        for i in rows:
+            parts = []
+            for j in cols:
+                if i is None:
+                    parts.append(r"\ddots" if j is None else r"\vdots")
+                else:
+                    parts.append(r"\cdots" if j is None else cells[(i, j)])
+            lines.append(" & ".join(parts))
+        return {"grid": r"\begin{bmatrix}" + r" \\ ".join(lines) + r"\end{bmatrix}", "entries": [],
+                "elided": elided}
+    entries = []
+    for i in rows:
+        for j in cols:
+            if i is None or j is None:
+                continue
+            tex = cells[(i, j)]
+            if visible_length(tex) > MAX_ENTRY:
+                terms = len(sp.Add.make_args(sp.expand(m[i, j]))) if m[i, j].count_ops() < 4000 else None
+                tex = r"\text{(" + (f"{terms} terms" if terms else "a long expression") + \
+                      r" when expanded; see \texttt{derive show --json})}"
+            index = f"{i + 1}" if m.cols == 1 else f"{j + 1}" if m.rows == 1 else f"{i + 1},{j + 1}"
+            entries.append({"index": index, "tex": tex})
+    return {"grid": "", "entries": entries, "elided": elided}
+
+
+def diagram(d: Derivation, latex: NotationLatexPrinter) -> dict[str, Any]:
+    """Node positions for the TikZ picture: a column per layer, wide layers drawn with ⋮."""
+    display = display_for(d)
+    net = d.network
+    columns = [("x", net.x)] + [(f"h{layer.index}", layer.h) for layer in net.layers]
+    layers = []
+    for c, (block, symbols) in enumerate(columns):
+        n = len(symbols)
+        shown = _picked(n, DIAGRAM_NODES)
+        nodes = []
+        for row, index in enumerate(shown):
+            y = (len(shown) - 1) / 2 - row
+            at = f"({4.2 * c:.2f},{1.3 * y:.2f})"
+            if index is None:
+                nodes.append({"id": f"g{c}", "at": at, "y": 1.3 * y, "label": r"\vdots", "gap": True})
+            else:
+                nodes.append({"id": f"n{c}_{index}", "ref": f"(n{c}_{index})", "at": at, "y": 1.3 * y,
+                              "label": latex.doprint(symbols[index]), "gap": False})
+        name = display.block(block if c else "x", latex=True)
+        if c == len(columns) - 1:
+            name = display.block("yhat", latex=True)
+        caption = "input" if c == 0 else f"layer {display.label(c)}"
+        activation = "" if c == 0 else net.layers[c - 1].activation.name
+        layers.append({"nodes": nodes, "name": name, "caption": caption, "activation": activation,
+                       "units": n, "x": 4.2 * c})
+    top = max(max(n["y"] for n in layer["nodes"]) for layer in layers) + 1.0
+    for layer in layers:
+        layer["at"] = f"({layer['x']:.2f},{top:.2f})"
+    edges = []
+    for c in range(1, len(layers)):
+        W = net.layers[c - 1].W
+        small = len(layers[c - 1]["nodes"]) * len(layers[c]["nodes"]) <= 6
+        for a in layers[c - 1]["nodes"]:
+            for b in layers[c]["nodes"]:
+                if a["gap"] or b["gap"]:
+                    continue
+                label = ""
+                if small:
+                    i = int(b["id"].split("_")[1])
+                    j = int(a["id"].split("_")[1])
+                    entry = W[i, j] if d.spec.convention == "column" else W[j, i]
+                    label = latex.doprint(entry)
+                # Labels alternate ends by target unit, so that crossing edges keep theirs apart.
+                pos = 0.3 if int(b["id"].split("_")[1]) % 2 == 0 else 0.7
+                edges.append({"a": a["ref"], "b": b["ref"], "label": label, "pos": pos})
+    weights = [{"at": f"({4.2 * c - 2.1:.2f},{top:.2f})", "name": display.block(f"W{c}", latex=True)}
+               for c in range(1, len(layers))]
+    return {"layers": layers, "edges": edges, "weights": weights}
+
+
+def handout_view(d: Derivation, max_side: int = MAX_SIDE) -> dict[str, Any]:
+    display = display_for(d)
+    printer = NotationLatexPrinter(display)
+    p = Printers(printer.doprint, lambda m: latex_matrix(m, printer, max_side), display, latex=True)
+    view = build_view(d, p)
+    for kind, chains in (("deltas", d.deltas), ("gradients", d.gradients)):
+        for item, chain in zip(view[kind], chains):
+            item["general"] = printer.doprint(chain.general_entry)
+            item["general_lhs"] = _general_lhs(chain, printer)
+    view["title_tex"] = escape_tex(d.spec.title or d.spec.name)
+    view["name_tex"] = escape_tex(d.spec.name)
+    view["description_tex"] = escape_tex(d.spec.description)
+    view["loss_text_tex"] = escape_tex(d.network.loss.description.split(",")[0])
+    view["convention_tex"] = escape_tex(view["convention"].split(",")[0]) + \
+        (r", $\mathbf{z} = \mathbf{W}\mathbf{a} + \mathbf{b}$" if d.spec.convention == "column"
+         else r", $\mathbf{z} = \mathbf{a}\mathbf{W} + \mathbf{b}$")
+    view["layer_sentence"] = _layer_sentence(view["layers"])
+    view["diagram"] = diagram(d, printer)
+    view["recursion"] = _recursion(d, printer)
+    for step_list in (view["deltas"], view["gradients"]):
+        for item in step_list:
+            for s in item["steps"]:
+                s["reason_tex"] = escape_tex(s["reason"])
+            item["factor_lines"] = [item["factors"][k:k + 4] for k in range(0, len(item["factors"]), 4)]
+    for j in view["jacobians"]:
+        j["reason_tex"] = escape_tex(j["reason"])
+        j["structure_tex"] = escape_tex(j["structure_text"])
+    return view
+
+
+def _layer_sentence(layers: list[dict[str, Any]]) -> str:
+    parts = []
+    for layer in layers:
+        units = f"{layer['units']} unit{'s' if layer['units'] != 1 else ''}"
+        act = layer["activation"]
+        act = f"${act}$" if act.startswith("f(") else rf"activation \texttt{{{escape_tex(act)}}}"
+        parts.append(f"a layer of {units} with {act}" + ("" if layer["bias"] else " and no bias"))
+    return ", then ".join(parts)
+
+
+def _general_lhs(chain, printer: NotationLatexPrinter) -> str:
+    rows, cols = chain.compact.shape
+    idx = "ij" if rows > 1 and cols > 1 else "i" if rows > 1 else "j" if cols > 1 else "1"
+    return rf"\left[{printer.doprint(chain.lhs)}\right]_{{{idx}}}"
+
+
+def _recursion(d: Derivation, printer: NotationLatexPrinter) -> str | None:
+    """The δ recursion for any depth, when the hidden layers share one pattern: it is δ⁽¹⁾'s step."""
+    hidden = [c for c in d.deltas if c.target != f"delta{d.network.depth}"]
+    return None if not hidden else printer.doprint(hidden[-1].compact)
+
+
+# ------------------------------------------------------------------------------------------------
+# Files
+
+
+def render_handout(d: Derivation, max_side: int = MAX_SIDE) -> str:
+    return latex_environment().get_template("handout.tex.j2").render(**handout_view(d, max_side))
+
+
+def render_exercise(d: Derivation, variant: int | None, max_side: int = MAX_SIDE) -> tuple[str, str]:
+    view = handout_view(d, max_side)
+    view["variant"] = variant
+    env = latex_environment()
+    return env.get_template("exercise.tex.j2").render(**view), env.get_template("solution.tex.j2").render(**view)
+
+
+def write_handouts(spec: NetworkSpec, output: Path, pdf: bool = False, exercise: bool = False,
+                   variant: int | None = None, max_side: int = MAX_SIDE) -> list[Path]:
+    from derive.cli import write_atomically
+    from derive.exercise import variant_spec
+
+    if pdf:
+        find_pdflatex()  # fail before writing anything
+    if exercise:
+        chosen = variant_spec(spec, variant) if variant is not None else spec
+        sheet, solution = render_exercise(derive(chosen), variant, max_side)
+        solution_path = output.with_name(output.stem + "-solution.tex")
+        files = [(output, sheet), (solution_path, solution)]
+    else:
+        files = [(output, render_handout(derive(spec), max_side))]
+    written = []
+    for path, text in files:
+        write_atomically(path, text)
+        written.append(path)
+        if pdf:
+            written.append(compile_pdf(path))
+    return written
+
+
+def find_pdflatex() -> str:
+    exe = shutil.which("pdflatex")
+    if exe is None:
+        raise DeriveError("pdflatex not found; install TeX Live (Debian: texlive-latex-base "
+                          "texlive-latex-recommended texlive-pictures)", "--pdf")
+    return exe
+
+
+def run_pdflatex(source: str, where: str = "document") -> tuple[bytes, str]:
+    """Compile LaTeX source in a scratch folder: the PDF's bytes and the log. Reruns while TeX asks."""
+    exe = find_pdflatex()
+    env = {**os.environ, "SOURCE_DATE_EPOCH": "0", "FORCE_SOURCE_DATE": "1", "max_print_line": "1000"}
+    with tempfile.TemporaryDirectory(prefix="derive-tex-") as work:
+        (Path(work) / "doc.tex").write_text(source, encoding="utf-8")
+        log = ""
+        for _ in range(3):
+            result = subprocess.run(
+                [exe, "-interaction=nonstopmode", "-halt-on-error", "-no-shell-escape", "doc.tex"],
+                cwd=work, env=env, capture_output=True, text=True, errors="replace", check=False)
+            log_path = Path(work) / "doc.log"
+            log = log_path.read_text(errors="replace") if log_path.exists() else result.stdout
+            if result.returncode != 0:
+                raise DeriveError(f"LaTeX failed: {first_error(log)}", where)
+            if "Rerun to get" not in log:
+                break
+        return (Path(work) / "doc.pdf").read_bytes(), log
+
+
+def compile_pdf(tex: Path) -> Path:
+    """The PDF of a written .tex file, beside it; reproducible (fixed dates, no random IDs)."""
+    from derive.cli import write_atomically
+
+    pdf, _ = run_pdflatex(tex.read_text(encoding="utf-8"), str(tex))
+    target = tex.with_suffix(".pdf")
+    write_atomically(target, pdf)
+    return target
+
+
+def first_error(log: str) -> str:
+    """The first `! ...` message of a TeX log, with the line it names."""
+    lines = log.splitlines()
+    for k, line in enumerate(lines):
+        if line.startswith("!"):
+            where = next((m.group(1) for m in (re.match(r"l\.(\d+)", x) for x in lines[k:k + 30]) if m), None)
+            return line[1:].strip() + (f" (line {where})" if where else "")
+    return "pdflatex exited with an error and no message"
+
+
+def overfull_boxes(log: str) -> list[float]:
+    """Widths, in points, of the overfull boxes a log reports."""
+    return [float(x) for x in re.findall(r"Overfull \\hbox \(([\d.]+)pt too wide\)", log)]
