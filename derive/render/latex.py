@@ -47,7 +47,7 @@ def escape_tex(text: str) -> str:
             out.append(_TEX_SPECIAL[ch])
         elif ch in _UNICODE_TEX:
             out.append(_UNICODE_TEX[ch])
-        elif ord(ch) < 128 or unicodedata.category(ch).startswith("L") and ord(ch) < 0x250:
+        elif ord(ch) < 128 or (unicodedata.category(ch).startswith("L") and 0xC0 <= ord(ch) <= 0xFF):
             out.append(ch)
         elif "GREEK" in unicodedata.name(ch, ""):
             name = unicodedata.name(ch).split()[-1].lower()

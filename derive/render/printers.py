@@ -115,7 +115,8 @@ class TextPrinter(StrPrinter):
 
     def _print_Sum(self, expr: sp.Sum) -> str:
         (index, *_), = expr.limits
-        return f"Σ_{self._index_text(index)} {self.parenthesize(expr.function, precedence(sp.Mul(2, 3, evaluate=False)))}"
+        body = self.parenthesize(expr.function, precedence(sp.Mul(2, 3, evaluate=False)))
+        return f"Σ_{self._index_text(index)} {body}"
 
 
 class NotationLatexPrinter(LatexPrinter):

@@ -1,0 +1,122 @@
+"""LaTeX handouts and exercise sheets: they compile, fit the page, escape user text, and reproduce."""
+
+import os
+import shutil
+
+import pytest
+from hypothesis import given, settings
+
+from derive.cli import main
+from derive.derivation import derive
+from derive.errors import DeriveError
+from derive.exercise import variant_spec
+from derive.render.latex import escape_tex, overfull_boxes, render_exercise, render_handout, run_pdflatex
+from derive.spec import load_preset, preset_names, spec_from_dict, spec_from_flags
+
+from .helpers import derive_cached, specs
+
+MAX_OVERFULL_PT = 3.0
+
+
+@pytest.fixture
+def tex():
+    """pdflatex, or a skip on a machine without TeX; in CI its absence is a failure."""
+    if shutil.which("pdflatex") is None:
+        if os.environ.get("CI"):
+            pytest.fail("pdflatex is missing in CI: .ci/run must install TeX Live")
+        pytest.skip("pdflatex is not installed")
+    return run_pdflatex
+
+
+def compiles(source: str, tex) -> bytes:
+    pdf, log = tex(source)
+    assert pdf.startswith(b"%PDF")
+    assert all(width <= MAX_OVERFULL_PT for width in overfull_boxes(log)), overfull_boxes(log)
+    return pdf
+
+
+@pytest.mark.parametrize("name", preset_names())
+def test_every_preset_handout_compiles_and_fits(tex, name):
+    source = render_handout(derive(load_preset(name)))
+    assert "\\begin{tikzpicture}" in source and "\\checkmark" in source
+    assert "NOT VERIFIED" not in source
+    compiles(source, tex)
+
+
+@settings(max_examples=10)
+@given(specs(max_depth=3, max_width=4))
+def test_random_specs_compile(tex, spec):
+    compiles(render_handout(derive_cached(spec)), tex)
+
+
+def test_a_64_wide_layer_is_elided_and_fits(tex):
+    source = render_handout(derive(spec_from_flags(64, "64:relu,3:softmax", loss="ce")))
+    assert "\\cdots" in source and "\\vdots" in source and "\\ddots" in source
+    assert "The general entry" in source
+    compiles(source, tex)
+
+
+def test_user_text_is_escaped():
+    assert escape_tex(r"\input{/etc/passwd} $x$ & #1 % _ ^ ~") == (
+        r"\textbackslash{}input\{/etc/passwd\} \$x\$ \& \#1 \% \_ \textasciicircum{} \textasciitilde{}")
+
+
+def test_a_hostile_title_cannot_run_tex(tex):
+    spec = spec_from_dict({"title": r"\def\x{1}\input{/etc/hostname} }{ $ & # % _ ^ ~ σ ü 漢",
+                           "input": 1, "layer": [{"units": 1}]})
+    source = render_handout(derive(spec))
+    assert r"\input{/etc/hostname}" not in source
+    assert r"\textbackslash{}def\textbackslash{}x\{1\}" in source
+    compiles(source, tex)
+
+
+def test_exercise_and_solution_compile(tex):
+    sheet, solution = render_exercise(derive(load_preset("relu-softmax-label")), None)
+    assert "Questions" in sheet and "\\vspace" in sheet
+    assert "\\checkmark" not in sheet  # no answers on the problem sheet
+    assert "\\checkmark" in solution
+    compiles(sheet, tex)
+    compiles(solution, tex)
+
+
+def test_variants_are_reproducible_and_differ():
+    spec = load_preset("two-layer-relu")
+    assert variant_spec(spec, 3) == variant_spec(spec, 3)
+    assert {variant_spec(spec, n).example for n in range(5)} != {variant_spec(spec, 0).example}
+    v = variant_spec(spec, 5)
+    assert v.layers[-1].units == spec.layers[-1].units and v.example is not None
+    assert derive(v).example.agrees
+
+
+def test_latex_cli_writes_sheet_and_solution(tmp_path, capsys):
+    out = tmp_path / "sheet.tex"
+    assert main(["latex", "two-layer-relu", "-o", str(out), "--exercise", "--variant", "2"]) == 0
+    assert out.exists() and (tmp_path / "sheet-solution.tex").exists()
+    assert "Variant 2" in out.read_text()
+
+
+def test_pdf_is_reproducible(tex, tmp_path, capsys):
+    first = tmp_path / "a.tex"
+    second = tmp_path / "b.tex"
+    assert main(["latex", "two-layer-relu", "-o", str(first), "--pdf"]) == 0
+    assert main(["latex", "two-layer-relu", "-o", str(second), "--pdf"]) == 0
+    assert first.with_suffix(".pdf").read_bytes() == second.with_suffix(".pdf").read_bytes()
+
+
+def test_no_tex_engine_is_a_clear_error(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    out = tmp_path / "h.tex"
+    assert main(["latex", "two-layer-relu", "-o", str(out), "--pdf"]) == 2
+    err = capsys.readouterr().err
+    assert "pdflatex not found" in err and err.count("\n") == 1
+    assert not out.exists()
+
+
+def test_latex_failure_names_the_first_error_and_line(tex):
+    with pytest.raises(DeriveError) as err:
+        tex("\\documentclass{article}\n\\begin{document}\n\\undefinedcommand\n\\end{document}\n")
+    assert "Undefined control sequence" in str(err.value) and "line 3" in str(err.value)
+
+
+def test_output_must_be_tex(tmp_path, capsys):
+    assert main(["latex", "two-layer-relu", "-o", str(tmp_path / "h.pdf")]) == 2
