@@ -9,7 +9,7 @@ from derive.derivation import derive
 from derive.errors import DeriveError
 from derive.render.json import render_json
 from derive.render.latex import compile_pdf, find_pdflatex, render_exercise, render_handout
-from derive.render.numpy import render_numpy
+from derive.render.numpy import numpy_source
 from derive.render.text import render_text
 from derive.spec import load_spec
 
@@ -24,7 +24,7 @@ def build_files(source: str) -> dict[str, str]:
     stem = spec.name.replace("-", "_")
     files = {
         f"{spec.name}.tex": render_handout(d),
-        f"{stem}.py": render_numpy(d),
+        f"{stem}.py": numpy_source(spec),
         f"{spec.name}.txt": render_text(d),
         f"{spec.name}.json": render_json(d),
     }

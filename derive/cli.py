@@ -159,11 +159,10 @@ def cmd_latex(args: argparse.Namespace) -> int:
 
 
 def cmd_numpy(args: argparse.Namespace) -> int:
-    from derive.derivation import derive
-    from derive.render.numpy import render_numpy
+    from derive.render.numpy import numpy_source
 
     _require_suffix(args.output, ".py")
-    write_atomically(args.output, render_numpy(derive(_spec(args))))
+    write_atomically(args.output, numpy_source(_spec(args)))
     sys.stdout.write(f"wrote {args.output}\n")
     return 0
 

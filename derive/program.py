@@ -199,3 +199,104 @@ def code_step(chain):
 
 def code_form(chain) -> sp.MatrixExpr:
     return code_step(chain).rhs
+
+
+# ------------------------------------------------------------------------------------------------
+# Straight-line code for one example of a small network: the same compact forms, unit by unit.
+
+SCALAR_LIMIT = 64  # parameters; beyond this, array code is as fast for one example
+SCALAR_WIDTH = 5   # units per layer; wider layers make long lines of code
+
+
+def wants_scalar(d: Derivation) -> bool:
+    return scalar_size(d) <= SCALAR_LIMIT and max(d.spec.widths) <= SCALAR_WIDTH
+
+
+@dataclass(frozen=True)
+class ScalarSoftmax:
+    """outputs = softmax(inputs), shifted by their maximum; `lse` = log Σ exp(inputs)."""
+
+    outputs: tuple[sp.Symbol, ...]
+    inputs: tuple[sp.Symbol, ...]
+    lse: sp.Symbol
+
+
+@dataclass(frozen=True)
+class ScalarProgram:
+    params: tuple[tuple[str, tuple[sp.Symbol, ...]], ...]  # name -> its entries in storage order
+    x: tuple[sp.Symbol, ...]
+    y: tuple[sp.Symbol, ...]
+    forward: tuple[tuple[sp.Symbol, sp.Expr] | ScalarSoftmax, ...]
+    loss: sp.Expr
+    backward: tuple[tuple[sp.Symbol, sp.Expr], ...]
+    grads: tuple[tuple[str, tuple[sp.Symbol, ...]], ...]  # name -> gradient entries in storage order
+
+
+def scalar_size(d: Derivation) -> int:
+    return sum(len(layer.W) + len(layer.b or ()) for layer in d.network.layers)
+
+
+def build_scalar_program(d: Derivation) -> ScalarProgram:
+    """Every statement of the array program, written out per component (needs the full-size derivation)."""
+    from derive.identities import evaluate
+
+    net, blocks = d.network, d.blocks
+    params, forward = [], []
+    for layer in net.layers:
+        params.append((f"W{layer.index}", tuple(layer.W)))
+        if layer.b is not None:
+            params.append((f"b{layer.index}", tuple(layer.b)))
+        forward += list(zip(layer.z, layer.z_exprs))
+        if layer.activation.elementwise:
+            forward += list(zip(layer.h, layer.h_exprs))
+        else:
+            assert is_softmax(layer.h_exprs, layer.z)
+            forward.append(ScalarSoftmax(layer.h, layer.z, sp.Symbol(f"lse{layer.index}")))
+    loss, from_logits = loss_in_logits(d)
+    if from_logits:
+        loss = loss.xreplace({LSE: sp.Symbol(f"lse{net.depth}")})
+
+    backward: list[tuple[sp.Symbol, sp.Expr]] = []
+    used: set[str] = set()
+    chains = [*d.deltas, *d.gradients]
+    for chain in chains:
+        used |= {b.name for b in code_form(chain).atoms(sp.MatrixSymbol)}
+    component_env = {}
+    for name in used:  # blocks computed in this program stand for their own component symbols
+        if name == naming.LOSS_GRADIENT or name.startswith(("dact", "delta")):
+            shape = blocks.values[name].shape
+            component_env[name] = sp.ImmutableMatrix(
+                *shape, [sp.Symbol(naming.component(name, i + 1)) for i in range(shape[0] * shape[1])])
+    env = blocks.env(**component_env)
+    for name in sorted(component_env, key=lambda n: (n != naming.LOSS_GRADIENT, not n.startswith("dact"))):
+        if name == naming.LOSS_GRADIENT or name.startswith("dact"):
+            backward += list(zip(component_env[name], blocks.values[name]))
+    grads = []
+    for chain in d.deltas:
+        backward += list(zip(component_env.get(chain.target, blocks.values[chain.target]),
+                             evaluate(code_form(chain), env)))
+    for chain in d.gradients:
+        entries = evaluate(code_form(chain), env)
+        names = tuple(sp.Symbol(f"d{s.name}") for s in dict(params)[chain.target])
+        backward += list(zip(names, entries))
+        grads.append((chain.target, names))
+    # dact and ∂L/∂ŷ entries are needed before the δ that uses them: order by first use.
+    return ScalarProgram(tuple(params), net.x, net.y, tuple(forward), loss, _ordered(backward), tuple(grads))
+
+
+def _ordered(statements: list[tuple[sp.Symbol, sp.Expr]]) -> tuple[tuple[sp.Symbol, sp.Expr], ...]:
+    """Statements in an order where each name is defined before it is read."""
+    pending = list(statements)
+    defined_by = {s: e for s, e in statements}
+    out, done = [], set()
+    while pending:
+        progressed = False
+        for item in list(pending):
+            needs = {s for s in item[1].free_symbols if s in defined_by}
+            if needs <= done:
+                out.append(item)
+                done.add(item[0])
+                pending.remove(item)
+                progressed = True
+        assert progressed, "circular statements"
+    return tuple(out)

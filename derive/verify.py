@@ -264,10 +264,9 @@ def check_module(module, spec: NetworkSpec, seed: int = 0, points: int = 2) -> R
 
 
 def check_spec(spec: NetworkSpec, seed: int = 0) -> Report:
-    from derive.derivation import derive
-    from derive.render.numpy import render_numpy
+    from derive.render.numpy import numpy_source
 
-    module = load_module(render_numpy(derive(spec)), spec.name.replace("-", "_"))
+    module = load_module(numpy_source(spec), spec.name.replace("-", "_"))
     try:
         return check_module(module, spec, seed)
     finally:

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 
 from derive.derivation import derive
-from derive.render.numpy import render_numpy
+from derive.render.numpy import numpy_source, render_numpy
 from derive.spec import load_preset, preset_names, spec_from_dict, spec_from_flags
 from derive.verify import (
     ATOL,
@@ -154,4 +154,32 @@ def test_user_activation_needs_no_special_code():
     src = render_numpy(derive(spec))
     assert "np.tanh" in src and "np.logaddexp" in src
     report = check_module(load_module(src, "mish"), spec)
+    assert report.ok, report.table()
+
+
+def test_small_networks_get_straight_line_code_for_one_example():
+    small = render_numpy(derive(load_preset("relu-softmax-label")))
+    assert "def _single(" in small and "if x.ndim == 1:" in small
+    wide = numpy_source(spec_from_flags(16, "16:relu,3:softmax", loss="ce", target="index"))
+    assert "def _single(" not in wide
+
+
+def test_wide_networks_are_generated_from_a_narrow_derivation_and_are_correct():
+    """The code printed at widths 3 and 4 is the same, so it is the code for any width; checked at 40."""
+    spec = spec_from_flags(40, "30:tanh,20:relu,5:softmax", loss="ce", convention="row")
+    source = numpy_source(spec)
+    module = load_module(source, "wide")
+    assert module.PARAM_SHAPES == {"W1": (40, 30), "b1": (30,), "W2": (30, 20), "b2": (20,), "W3": (20, 5),
+                                   "b3": (5,)}
+    report = check_module(module, spec, seed=2, points=1)
+    assert report.ok, report.table()
+
+
+def test_width_dependent_code_falls_back_to_the_full_derivation():
+    """mse's 2/K depends on the output width: the narrow derivations differ, so the full one is used."""
+    spec = spec_from_flags(6, "6:sigmoid", loss="mse")
+    assert numpy_source(spec) == render_numpy(derive(spec))
+    # ... or only the output width is kept, when the hidden widths do not matter
+    wide = spec_from_flags(30, "20:relu,6:sigmoid", loss="mse")
+    report = check_module(load_module(numpy_source(wide), "mse_wide"), wide, points=1)
     assert report.ok, report.table()

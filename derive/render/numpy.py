@@ -8,6 +8,7 @@ summed over the batch, becomes the one matmul δ.T @ a.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 
@@ -16,11 +17,22 @@ from sympy.matrices.expressions import DiagMatrix, HadamardProduct
 from sympy.printing.numpy import NumPyPrinter
 
 from derive import __version__, naming
-from derive.derivation import Derivation
-from derive.program import LSE, Block, Elementwise, Program, Softmax, build_program
+from derive.derivation import Derivation, derive
+from derive.program import (
+    LSE,
+    Block,
+    Elementwise,
+    Program,
+    ScalarSoftmax,
+    Softmax,
+    build_program,
+    build_scalar_program,
+    wants_scalar,
+)
 from derive.render.environment import text_environment
 from derive.render.printers import TextPrinter
 from derive.render.view import CONVENTION_TEXT, display_for
+from derive.spec import NetworkSpec
 
 
 class ArrayPrinter(NumPyPrinter):
@@ -93,6 +105,106 @@ class ArrayPrinter(NumPyPrinter):
         if exp.is_Integer and exp > 1:
             return f"{self.parenthesize(base, 1000)}**{exp}"
         return super()._print_Pow(expr, rational)
+
+
+class ScalarPrinter(ArrayPrinter):
+    """Python floats, one component at a time: builtins where NumPy's ufunc call would cost more."""
+
+    def _print_Heaviside(self, expr: sp.Heaviside) -> str:
+        arg, h0 = expr.args
+        at_zero = f"{float(h0)!r}" if h0.is_number else self._print(h0)
+        inner = "0.0" if at_zero == "0.0" else f"({at_zero} if {self._print(arg)} == 0 else 0.0)"
+        return f"(1.0 if {self._print(arg)} > 0 else {inner})"
+
+    def _print_Max(self, expr: sp.Max) -> str:
+        return f"max({', '.join(self._print(a) for a in expr.args)})"
+
+    def _print_Min(self, expr: sp.Min) -> str:
+        return f"min({', '.join(self._print(a) for a in expr.args)})"
+
+    def _print_Piecewise(self, expr: sp.Piecewise) -> str:
+        out = self._print(expr.args[-1].expr)
+        for piece in reversed(expr.args[:-1]):
+            out = f"({self._print(piece.expr)} if {self._print(piece.cond)} else {out})"
+        return out
+
+    def _print_StrictGreaterThan(self, expr) -> str:
+        return f"{self._print(expr.lhs)} > {self._print(expr.rhs)}"
+
+
+def _rows(names: list[str], width: int) -> list[str]:
+    rows, current = [], ""
+    for name in names:
+        if current and len(current) + len(name) + 2 > width:
+            rows.append(current.rstrip())
+            current = ""
+        current += name + ", "
+    rows.append(current.rstrip())
+    return rows
+
+
+def wrapped_names(names: list[str], indent: int = 4, width: int = 80) -> str:
+    """`a, b, c` as an assignment target, in parentheses over several lines when long."""
+    if len(names) == 1:
+        return f"({names[0]},)"
+    line = ", ".join(names)
+    if len(line) + indent <= width:
+        return line
+    pad = " " * (indent + 4)
+    return "(\n" + "\n".join(pad + r for r in _rows(names, width - indent - 4)) + "\n" + " " * indent + ")"
+
+
+def wrapped_statement(target: str, code: str, indent: int = 4, width: int = 110) -> str:
+    """`target = code`, broken before top-level + and − inside parentheses when the line is long."""
+    line = f"{target} = {code}"
+    if len(line) + indent <= width:
+        return line
+    terms, depth, start = [], 0, 0
+    for k, ch in enumerate(code):
+        depth += (ch in "([") - (ch in ")]")
+        if depth == 0 and k > start and code[k - 1:k + 2] in (" + ", " - "):
+            terms.append(code[start:k - 1])
+            start = k
+    terms.append(code[start:])
+    pad = " " * (indent + 4)
+    return f"{target} = (\n" + "\n".join(pad + t for t in terms) + "\n" + " " * indent + ")"
+
+
+def wrapped_items(names: list[str], indent: int = 8, width: int = 100) -> str:
+    """The items of a list literal, one row per line."""
+    return ("\n" + " " * indent).join(_rows(names, width - indent))
+
+
+def scalar_view(d: Derivation) -> dict | None:
+    if not wants_scalar(d):
+        return None
+    sp_ = build_scalar_program(d)
+    printer = ScalarPrinter({})
+    forward = []
+    for item in sp_.forward:
+        if isinstance(item, ScalarSoftmax):
+            exps = [f"e_{i}" for i in range(1, len(item.outputs) + 1)]
+            forward.append({"softmax": True, "outputs": [s.name for s in item.outputs], "exps": exps,
+                            "exp_targets": wrapped_names(exps), "inputs": [s.name for s in item.inputs],
+                            "lse": item.lse.name})
+        else:
+            forward.append({"softmax": False, "code": wrapped_statement(item[0].name, printer.doprint(item[1]))})
+    flat, offset, grads = [], 0, []
+    for name, entries in sp_.grads:
+        flat += [s.name for s in entries]
+        grads.append({"name": name, "start": offset, "stop": offset + len(entries)})
+        offset += len(entries)
+    return {
+        "x": wrapped_names([s.name for s in sp_.x]),
+        "y": [s.name for s in sp_.y],
+        "y_names": wrapped_names([s.name for s in sp_.y]),
+        "params": [{"name": name, "names": wrapped_names([s.name for s in entries])} for name, entries in sp_.params],
+        "forward": forward,
+        "loss": wrapped_statement("value", printer.doprint(sp_.loss)),
+        "backward": [wrapped_statement(target.name, printer.doprint(e)) for target, e in sp_.backward],
+        "flat": wrapped_items(flat),
+        "grads": grads,
+    }
 
 
 @dataclass(frozen=True)
@@ -199,7 +311,7 @@ def statement_code(s, batch: BatchPrinter) -> str:
     if isinstance(s, Elementwise):
         return f"{s.target} = {ArrayPrinter(dict(s.args)).doprint(s.expr)}"
     if isinstance(s, Softmax):
-        return f"{s.target} = _softmax({s.source})"
+        return f"{s.target}, lse{s.layer} = _softmax({s.source})"
     raise TypeError(type(s).__name__)
 
 
@@ -216,15 +328,17 @@ def statement_comment(s, text: TextPrinter, display) -> str:
     return f"{display.block(s.target)} = {display.function(s.layer, False)}({display.block(s.source)})"
 
 
-def module_view(d: Derivation, program: Program) -> dict:
-    spec, net = d.spec, d.network
+def module_view(d: Derivation, program: Program, spec: NetworkSpec) -> dict:
+    """`spec` gives the sizes; `d` may be the derivation of the same network at smaller sizes."""
+    net = d.network
     display = display_for(d)
     text = TextPrinter(display)
     params = {}
-    for layer in net.layers:
-        params[f"W{layer.index}"] = tuple(int(n) for n in layer.W.shape)
-        if layer.b is not None:
-            params[f"b{layer.index}"] = (layer.n_out,)
+    widths = spec.widths
+    for l, layer in enumerate(spec.layers, start=1):
+        params[f"W{l}"] = (widths[l], widths[l - 1]) if spec.convention == "column" else (widths[l - 1], widths[l])
+        if layer.bias:
+            params[f"b{l}"] = (widths[l],)
     arrays = ArrayPrinter({})
     batch = BatchPrinter(set(params), arrays)
 
@@ -234,7 +348,7 @@ def module_view(d: Derivation, program: Program) -> dict:
 
     loss = None
     if program.loss is not None:
-        lp = ArrayPrinter(dict(program.loss.args) | {LSE: "lse"})
+        lp = ArrayPrinter(dict(program.loss.args) | {LSE: f"lse{net.depth}"})
         loss = {"coeff": arrays.doprint(program.loss.coeff), "term": lp.doprint(program.loss.term),
                 "lse_of": program.loss.lse_of, "from_logits": program.loss.from_logits,
                 "args": sorted({name for _, name in program.loss.args if program.loss.term.has(_)})}
@@ -245,12 +359,14 @@ def module_view(d: Derivation, program: Program) -> dict:
     # Which names each function needs, so that it reads only those (no unused names).
     used = {m for line in backward for m in re.findall(r"\b\w+\b", line["code"])}
     defined = {line["target"] for line in backward}
-    loss_used = set(re.findall(r"\b\w+\b", (loss["term"] + (loss["lse_of"] or "")) if loss else loss_components))
+    loss_used = set(re.findall(r"\b\w+\b", loss["term"] if loss else loss_components))
+    softmax_lse = [f"lse{s.layer}" for s in program.forward if isinstance(s, Softmax)]
+    values = [*program.outputs, *softmax_lse]
     return {
         "title": spec.title or spec.name,
         "name": spec.name,
         "version": __version__,
-        "network": " -> ".join([f"x ({spec.input})"] + [f"{l.n_out} {l.activation.name}" for l in net.layers]),
+        "network": " -> ".join([f"x ({spec.input})"] + [f"{layer.units} {layer.activation}" for layer in spec.layers]),
         "loss_text": net.loss.description,
         "loss_name": net.loss.name,
         "convention": CONVENTION_TEXT[spec.convention],
@@ -258,7 +374,8 @@ def module_view(d: Derivation, program: Program) -> dict:
         "batch": spec.loss.batch,
         "index_target": spec.loss.target == "index",
         "input_width": spec.input,
-        "output_width": net.layers[-1].n_out,
+        "output_width": widths[-1],
+        "outputs_tuple": repr(tuple(program.outputs)),
         "params": params,
         "fan_in": {name: (shape[1] if spec.convention == "column" else shape[0]) for name, shape in params.items()
                    if name.startswith("W")},
@@ -270,12 +387,39 @@ def module_view(d: Derivation, program: Program) -> dict:
         "backward": backward,
         "backward_params": [name for name in params if name in used],
         "backward_inputs": [n for n in program.outputs if n in used and n not in defined],
-        "loss_inputs": [n for n in program.outputs if n in loss_used],
+        "loss_inputs": [n for n in values if n in loss_used],
+        "values": values,
         "needs_softmax": any(isinstance(s, Softmax) for s in program.forward),
         "grads": [(name, naming.gradient(name)) for name in params],
     }
 
 
-def render_numpy(d: Derivation) -> str:
+def render_numpy(d: Derivation, spec: NetworkSpec | None = None) -> str:
+    """The module for `spec` (default: the derivation's own), printed from the derivation `d`."""
     program = build_program(d)
-    return text_environment().get_template("module.py.j2").render(**module_view(d, program))
+    view = module_view(d, program, spec or d.spec)
+    view["scalar"] = scalar_view(d) if spec is None or spec == d.spec else None
+    return text_environment().get_template("module.py.j2").render(**view)
+
+
+def smaller(spec: NetworkSpec, cap: int, keep_output: bool = False) -> NetworkSpec:
+    """The same network with its widths capped at `cap` (the output width too, unless kept)."""
+    last = len(spec.layers) - 1
+    layers = tuple(dataclasses.replace(layer, units=layer.units if keep_output and i == last else
+                                       min(layer.units, cap)) for i, layer in enumerate(spec.layers))
+    return dataclasses.replace(spec, input=min(spec.input, cap), layers=layers, example=None)
+
+
+def numpy_source(spec: NetworkSpec) -> str:
+    """The module for `spec`. Code is printed from block forms, so it rarely depends on the widths:
+    when the code printed from derivations at widths capped at 3 and at 4 is the same, it is the code
+    for every width, and the full-size derivation (slow for wide layers) is not needed."""
+    if max(spec.widths) <= 4:
+        return render_numpy(derive(spec))
+    for keep_output in (False, True):  # mse's 2/K, say, depends on the output width: then keep it
+        if keep_output and max(spec.widths[:-1]) <= 4:
+            break
+        at3, at4 = (render_numpy(derive(smaller(spec, cap, keep_output)), spec) for cap in (3, 4))
+        if at3 == at4:
+            return at4
+    return render_numpy(derive(spec))

@@ -84,13 +84,14 @@ def _forward(params, x):
 def forward(params, x):
     """Every intermediate of the forward pass: z1, h1, z2, yhat."""
     x, single = _inputs(x)
-    return {name: (v[0] if single else v) for name, v in _forward(params, x).items()}
+    values = _forward(params, x)
+    return {name: (values[name][0] if single else values[name]) for name in ('z1', 'h1', 'z2', 'yhat')}
 
 
 def _example_losses(y, z2):
     """The loss of each example of the batch, shape (B,)."""
     # Written in the pre-activations z2, so that no log of 0 can occur.
-    return 1 * np.sum(-1/2*y*(z2 - np.logaddexp(0, z2)) + (1/2)*(1 - y)*np.logaddexp(0, z2), axis=-1)
+    return np.sum(-1/2*y*(z2 - np.logaddexp(0, z2)) + (1/2)*(1 - y)*np.logaddexp(0, z2), axis=-1)
 
 
 def loss(params, x, y):
@@ -101,8 +102,81 @@ def loss(params, x, y):
     return float(losses.mean())
 
 
+def _single(params, x, y):
+    """One example, unit by unit: the equations of loss_and_grads written out per component
+    (for a network this small, plain Python floats are faster than arrays)."""
+    if x.shape != (INPUT_WIDTH,):
+        raise ValueError(f"x must have shape ({INPUT_WIDTH},) or (B, {INPUT_WIDTH}), got {x.shape}")
+    dtype = x.dtype if x.dtype.kind in "fc" else np.float64
+    x_1, x_2, x_3 = x.tolist()
+    y_1, y_2 = np.asarray(y, dtype=np.float64).reshape(OUTPUT_WIDTH).tolist()
+    W1_1_1, W1_1_2, W1_1_3, W1_2_1, W1_2_2, W1_2_3, W1_3_1, W1_3_2, W1_3_3 = params["W1"].ravel().tolist()
+    b1_1, b1_2, b1_3 = params["b1"].ravel().tolist()
+    W2_1_1, W2_1_2, W2_1_3, W2_2_1, W2_2_2, W2_2_3 = params["W2"].ravel().tolist()
+    b2_1, b2_2 = params["b2"].ravel().tolist()
+    # The forward pass, unit by unit.
+    z1_1 = W1_1_1*x_1 + W1_1_2*x_2 + W1_1_3*x_3 + b1_1
+    z1_2 = W1_2_1*x_1 + W1_2_2*x_2 + W1_2_3*x_3 + b1_2
+    z1_3 = W1_3_1*x_1 + W1_3_2*x_2 + W1_3_3*x_3 + b1_3
+    h1_1 = max(0, z1_1)
+    h1_2 = max(0, z1_2)
+    h1_3 = max(0, z1_3)
+    z2_1 = W2_1_1*h1_1 + W2_1_2*h1_2 + W2_1_3*h1_3 + b2_1
+    z2_2 = W2_2_1*h1_1 + W2_2_2*h1_2 + W2_2_3*h1_3 + b2_2
+    yhat_1 = np.exp(-np.logaddexp(0, -z2_1))
+    yhat_2 = np.exp(-np.logaddexp(0, -z2_2))
+    value = (
+        -1/2*y_1*(z2_1 - np.logaddexp(0, z2_1))
+        - 1/2*y_2*(z2_2 - np.logaddexp(0, z2_2))
+        + (1/2)*(1 - y_1)*np.logaddexp(0, z2_1)
+        + (1/2)*(1 - y_2)*np.logaddexp(0, z2_2)
+    )
+    # The same δ and gradient equations as loss_and_grads below, written out per unit.
+    dact1_1 = (1.0 if z1_1 > 0 else 0.0)
+    dact1_2 = (1.0 if z1_2 > 0 else 0.0)
+    dact1_3 = (1.0 if z1_3 > 0 else 0.0)
+    delta2_1 = -1/2*y_1 + (1/2)*yhat_1
+    delta2_2 = -1/2*y_2 + (1/2)*yhat_2
+    delta1_1 = dact1_1*(W2_1_1*delta2_1 + W2_2_1*delta2_2)
+    delta1_2 = dact1_2*(W2_1_2*delta2_1 + W2_2_2*delta2_2)
+    delta1_3 = dact1_3*(W2_1_3*delta2_1 + W2_2_3*delta2_2)
+    dW1_1_1 = delta1_1*x_1
+    dW1_1_2 = delta1_1*x_2
+    dW1_1_3 = delta1_1*x_3
+    dW1_2_1 = delta1_2*x_1
+    dW1_2_2 = delta1_2*x_2
+    dW1_2_3 = delta1_2*x_3
+    dW1_3_1 = delta1_3*x_1
+    dW1_3_2 = delta1_3*x_2
+    dW1_3_3 = delta1_3*x_3
+    db1_1 = delta1_1
+    db1_2 = delta1_2
+    db1_3 = delta1_3
+    dW2_1_1 = delta2_1*h1_1
+    dW2_1_2 = delta2_1*h1_2
+    dW2_1_3 = delta2_1*h1_3
+    dW2_2_1 = delta2_2*h1_1
+    dW2_2_2 = delta2_2*h1_2
+    dW2_2_3 = delta2_2*h1_3
+    db2_1 = delta2_1
+    db2_2 = delta2_2
+    flat = np.array([
+        dW1_1_1, dW1_1_2, dW1_1_3, dW1_2_1, dW1_2_2, dW1_2_3, dW1_3_1, dW1_3_2, dW1_3_3, db1_1,
+        db1_2, db1_3, dW2_1_1, dW2_1_2, dW2_1_3, dW2_2_1, dW2_2_2, dW2_2_3, db2_1, db2_2,
+    ], dtype=dtype)
+    return float(value), {
+        "W1": flat[0:9].reshape(PARAM_SHAPES["W1"]),
+        "b1": flat[9:12].reshape(PARAM_SHAPES["b1"]),
+        "W2": flat[12:18].reshape(PARAM_SHAPES["W2"]),
+        "b2": flat[18:20].reshape(PARAM_SHAPES["b2"]),
+    }
+
+
 def loss_and_grads(params, x, y):
     """The loss (mean over the batch) and its gradient with respect to every parameter."""
+    x = np.asarray(x)
+    if x.ndim == 1:
+        return _single(params, x, y)
     x, _ = _inputs(x)
     y = _targets(y, x)
     values = _forward(params, x)

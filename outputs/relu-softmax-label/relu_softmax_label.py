@@ -60,9 +60,12 @@ def _targets(y, x):
 
 
 def _softmax(z):
-    # Shifting by the row maximum changes nothing mathematically and keeps exp from overflowing.
-    e = np.exp(z - z.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
+    """softmax(z) by rows, and log Σ_j e^(z_j) (for the loss), both shifted by the row maximum:
+    the shift changes nothing mathematically and keeps exp from overflowing."""
+    m = z.max(axis=-1, keepdims=True)
+    e = np.exp(z - m)
+    s = e.sum(axis=-1, keepdims=True)
+    return e / s, m + np.log(s)
 
 
 def _forward(params, x):
@@ -81,7 +84,7 @@ def _forward(params, x):
     # z⁽ᵒ⁾ = W⁽ᵒ⁾ h⁽²⁾
     z3 = h2 @ W3.T
     # ô = softmax(z⁽ᵒ⁾)
-    yhat = _softmax(z3)
+    yhat, lse3 = _softmax(z3)
     return {
         "z1": z1,
         "h1": h1,
@@ -89,33 +92,111 @@ def _forward(params, x):
         "h2": h2,
         "z3": z3,
         "yhat": yhat,
+        "lse3": lse3,
     }
 
 
 def forward(params, x):
     """Every intermediate of the forward pass: z1, h1, z2, h2, z3, yhat."""
     x, single = _inputs(x)
-    return {name: (v[0] if single else v) for name, v in _forward(params, x).items()}
+    values = _forward(params, x)
+    return {name: (values[name][0] if single else values[name]) for name in ('z1', 'h1', 'z2', 'h2', 'z3', 'yhat')}
 
 
-def _example_losses(y, z3):
+def _example_losses(y, z3, lse3):
     """The loss of each example of the batch, shape (B,)."""
-    m = z3.max(axis=-1, keepdims=True)
-    lse = m + np.log(np.exp(z3 - m).sum(axis=-1, keepdims=True))
     # Written in the pre-activations z3, so that no log of 0 can occur.
-    return 1 * np.sum(-y*(-lse + z3), axis=-1)
+    return np.sum(-y*(-lse3 + z3), axis=-1)
 
 
 def loss(params, x, y):
     x, _ = _inputs(x)
     y = _targets(y, x)
     values = _forward(params, x)
-    losses = _example_losses(y, values["z3"])
+    losses = _example_losses(y, values["z3"], values["lse3"])
     return float(losses.mean())
+
+
+def _single(params, x, y):
+    """One example, unit by unit: the equations of loss_and_grads written out per component
+    (for a network this small, plain Python floats are faster than arrays)."""
+    if x.shape != (INPUT_WIDTH,):
+        raise ValueError(f"x must have shape ({INPUT_WIDTH},) or (B, {INPUT_WIDTH}), got {x.shape}")
+    dtype = x.dtype if x.dtype.kind in "fc" else np.float64
+    x_1, x_2, x_3 = x.tolist()
+    c = int(y)
+    if not 0 <= c < OUTPUT_WIDTH:
+        raise ValueError(f"class labels must lie in [0, {OUTPUT_WIDTH})")
+    y_1 = 1.0 if c == 0 else 0.0
+    y_2 = 1.0 if c == 1 else 0.0
+    y_3 = 1.0 if c == 2 else 0.0
+    W1_1_1, W1_1_2, W1_1_3, W1_2_1, W1_2_2, W1_2_3 = params["W1"].ravel().tolist()
+    W2_1_1, W2_1_2, W2_2_1, W2_2_2 = params["W2"].ravel().tolist()
+    W3_1_1, W3_1_2, W3_2_1, W3_2_2, W3_3_1, W3_3_2 = params["W3"].ravel().tolist()
+    # The forward pass, unit by unit.
+    z1_1 = W1_1_1*x_1 + W1_1_2*x_2 + W1_1_3*x_3
+    z1_2 = W1_2_1*x_1 + W1_2_2*x_2 + W1_2_3*x_3
+    h1_1 = max(0, z1_1)
+    h1_2 = max(0, z1_2)
+    z2_1 = W2_1_1*h1_1 + W2_1_2*h1_2
+    z2_2 = W2_2_1*h1_1 + W2_2_2*h1_2
+    h2_1 = max(0, z2_1)
+    h2_2 = max(0, z2_2)
+    z3_1 = W3_1_1*h2_1 + W3_1_2*h2_2
+    z3_2 = W3_2_1*h2_1 + W3_2_2*h2_2
+    z3_3 = W3_3_1*h2_1 + W3_3_2*h2_2
+    m = max((z3_1, z3_2, z3_3,))
+    e_1, e_2, e_3 = np.exp([z3_1 - m, z3_2 - m, z3_3 - m]).tolist()
+    s = e_1 + e_2 + e_3
+    yhat_1 = e_1 / s
+    yhat_2 = e_2 / s
+    yhat_3 = e_3 / s
+    lse3 = m + float(np.log(s))
+    value = -y_1*(-lse3 + z3_1) - y_2*(-lse3 + z3_2) - y_3*(-lse3 + z3_3)
+    # The same δ and gradient equations as loss_and_grads below, written out per unit.
+    dact2_1 = (1.0 if z2_1 > 0 else 0.0)
+    dact2_2 = (1.0 if z2_2 > 0 else 0.0)
+    dact1_1 = (1.0 if z1_1 > 0 else 0.0)
+    dact1_2 = (1.0 if z1_2 > 0 else 0.0)
+    delta3_1 = -y_1 + yhat_1
+    delta3_2 = -y_2 + yhat_2
+    delta3_3 = -y_3 + yhat_3
+    delta2_1 = dact2_1*(W3_1_1*delta3_1 + W3_2_1*delta3_2 + W3_3_1*delta3_3)
+    delta2_2 = dact2_2*(W3_1_2*delta3_1 + W3_2_2*delta3_2 + W3_3_2*delta3_3)
+    delta1_1 = dact1_1*(W2_1_1*delta2_1 + W2_2_1*delta2_2)
+    delta1_2 = dact1_2*(W2_1_2*delta2_1 + W2_2_2*delta2_2)
+    dW1_1_1 = delta1_1*x_1
+    dW1_1_2 = delta1_1*x_2
+    dW1_1_3 = delta1_1*x_3
+    dW1_2_1 = delta1_2*x_1
+    dW1_2_2 = delta1_2*x_2
+    dW1_2_3 = delta1_2*x_3
+    dW2_1_1 = delta2_1*h1_1
+    dW2_1_2 = delta2_1*h1_2
+    dW2_2_1 = delta2_2*h1_1
+    dW2_2_2 = delta2_2*h1_2
+    dW3_1_1 = delta3_1*h2_1
+    dW3_1_2 = delta3_1*h2_2
+    dW3_2_1 = delta3_2*h2_1
+    dW3_2_2 = delta3_2*h2_2
+    dW3_3_1 = delta3_3*h2_1
+    dW3_3_2 = delta3_3*h2_2
+    flat = np.array([
+        dW1_1_1, dW1_1_2, dW1_1_3, dW1_2_1, dW1_2_2, dW1_2_3, dW2_1_1, dW2_1_2, dW2_2_1, dW2_2_2,
+        dW3_1_1, dW3_1_2, dW3_2_1, dW3_2_2, dW3_3_1, dW3_3_2,
+    ], dtype=dtype)
+    return float(value), {
+        "W1": flat[0:6].reshape(PARAM_SHAPES["W1"]),
+        "W2": flat[6:10].reshape(PARAM_SHAPES["W2"]),
+        "W3": flat[10:16].reshape(PARAM_SHAPES["W3"]),
+    }
 
 
 def loss_and_grads(params, x, y):
     """The loss (mean over the batch) and its gradient with respect to every parameter."""
+    x = np.asarray(x)
+    if x.ndim == 1:
+        return _single(params, x, y)
     x, _ = _inputs(x)
     y = _targets(y, x)
     values = _forward(params, x)
@@ -124,7 +205,7 @@ def loss_and_grads(params, x, y):
     z2 = values["z2"]
     h2 = values["h2"]
     yhat = values["yhat"]
-    value = float(_example_losses(y, values["z3"]).mean())
+    value = float(_example_losses(y, values["z3"], values["lse3"]).mean())
     W2 = params["W2"]
     W3 = params["W3"]
     # δ⁽ᵒ⁾ = ô − y

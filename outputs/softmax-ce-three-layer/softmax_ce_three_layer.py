@@ -64,9 +64,12 @@ def _targets(y, x):
 
 
 def _softmax(z):
-    # Shifting by the row maximum changes nothing mathematically and keeps exp from overflowing.
-    e = np.exp(z - z.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
+    """softmax(z) by rows, and log Σ_j e^(z_j) (for the loss), both shifted by the row maximum:
+    the shift changes nothing mathematically and keeps exp from overflowing."""
+    m = z.max(axis=-1, keepdims=True)
+    e = np.exp(z - m)
+    s = e.sum(axis=-1, keepdims=True)
+    return e / s, m + np.log(s)
 
 
 def _forward(params, x):
@@ -88,7 +91,7 @@ def _forward(params, x):
     # a₃ = W₃ h₂ + b₃
     z3 = h2 @ W3.T + b3
     # ŷ = softmax(a₃)
-    yhat = _softmax(z3)
+    yhat, lse3 = _softmax(z3)
     return {
         "z1": z1,
         "h1": h1,
@@ -96,40 +99,149 @@ def _forward(params, x):
         "h2": h2,
         "z3": z3,
         "yhat": yhat,
+        "lse3": lse3,
     }
 
 
 def forward(params, x):
     """Every intermediate of the forward pass: z1, h1, z2, h2, z3, yhat."""
     x, single = _inputs(x)
-    return {name: (v[0] if single else v) for name, v in _forward(params, x).items()}
+    values = _forward(params, x)
+    return {name: (values[name][0] if single else values[name]) for name in ('z1', 'h1', 'z2', 'h2', 'z3', 'yhat')}
 
 
-def _example_losses(y, z3):
+def _example_losses(y, z3, lse3):
     """The loss of each example of the batch, shape (B,)."""
-    m = z3.max(axis=-1, keepdims=True)
-    lse = m + np.log(np.exp(z3 - m).sum(axis=-1, keepdims=True))
     # Written in the pre-activations z3, so that no log of 0 can occur.
-    return 1 * np.sum(-y*(-lse + z3), axis=-1)
+    return np.sum(-y*(-lse3 + z3), axis=-1)
 
 
 def loss(params, x, y):
     x, _ = _inputs(x)
     y = _targets(y, x)
     values = _forward(params, x)
-    losses = _example_losses(y, values["z3"])
+    losses = _example_losses(y, values["z3"], values["lse3"])
     return float(losses.mean())
+
+
+def _single(params, x, y):
+    """One example, unit by unit: the equations of loss_and_grads written out per component
+    (for a network this small, plain Python floats are faster than arrays)."""
+    if x.shape != (INPUT_WIDTH,):
+        raise ValueError(f"x must have shape ({INPUT_WIDTH},) or (B, {INPUT_WIDTH}), got {x.shape}")
+    dtype = x.dtype if x.dtype.kind in "fc" else np.float64
+    x_1, x_2, x_3 = x.tolist()
+    y_1, y_2, y_3 = np.asarray(y, dtype=np.float64).reshape(OUTPUT_WIDTH).tolist()
+    W1_1_1, W1_1_2, W1_1_3, W1_2_1, W1_2_2, W1_2_3, W1_3_1, W1_3_2, W1_3_3 = params["W1"].ravel().tolist()
+    b1_1, b1_2, b1_3 = params["b1"].ravel().tolist()
+    W2_1_1, W2_1_2, W2_1_3, W2_2_1, W2_2_2, W2_2_3, W2_3_1, W2_3_2, W2_3_3 = params["W2"].ravel().tolist()
+    b2_1, b2_2, b2_3 = params["b2"].ravel().tolist()
+    W3_1_1, W3_1_2, W3_1_3, W3_2_1, W3_2_2, W3_2_3, W3_3_1, W3_3_2, W3_3_3 = params["W3"].ravel().tolist()
+    b3_1, b3_2, b3_3 = params["b3"].ravel().tolist()
+    # The forward pass, unit by unit.
+    z1_1 = W1_1_1*x_1 + W1_1_2*x_2 + W1_1_3*x_3 + b1_1
+    z1_2 = W1_2_1*x_1 + W1_2_2*x_2 + W1_2_3*x_3 + b1_2
+    z1_3 = W1_3_1*x_1 + W1_3_2*x_2 + W1_3_3*x_3 + b1_3
+    h1_1 = np.exp(-np.logaddexp(0, -z1_1))
+    h1_2 = np.exp(-np.logaddexp(0, -z1_2))
+    h1_3 = np.exp(-np.logaddexp(0, -z1_3))
+    z2_1 = W2_1_1*h1_1 + W2_1_2*h1_2 + W2_1_3*h1_3 + b2_1
+    z2_2 = W2_2_1*h1_1 + W2_2_2*h1_2 + W2_2_3*h1_3 + b2_2
+    z2_3 = W2_3_1*h1_1 + W2_3_2*h1_2 + W2_3_3*h1_3 + b2_3
+    h2_1 = np.exp(-np.logaddexp(0, -z2_1))
+    h2_2 = np.exp(-np.logaddexp(0, -z2_2))
+    h2_3 = np.exp(-np.logaddexp(0, -z2_3))
+    z3_1 = W3_1_1*h2_1 + W3_1_2*h2_2 + W3_1_3*h2_3 + b3_1
+    z3_2 = W3_2_1*h2_1 + W3_2_2*h2_2 + W3_2_3*h2_3 + b3_2
+    z3_3 = W3_3_1*h2_1 + W3_3_2*h2_2 + W3_3_3*h2_3 + b3_3
+    m = max((z3_1, z3_2, z3_3,))
+    e_1, e_2, e_3 = np.exp([z3_1 - m, z3_2 - m, z3_3 - m]).tolist()
+    s = e_1 + e_2 + e_3
+    yhat_1 = e_1 / s
+    yhat_2 = e_2 / s
+    yhat_3 = e_3 / s
+    lse3 = m + float(np.log(s))
+    value = -y_1*(-lse3 + z3_1) - y_2*(-lse3 + z3_2) - y_3*(-lse3 + z3_3)
+    # The same δ and gradient equations as loss_and_grads below, written out per unit.
+    dact2_1 = h2_1*(1 - h2_1)
+    dact2_2 = h2_2*(1 - h2_2)
+    dact2_3 = h2_3*(1 - h2_3)
+    dact1_1 = h1_1*(1 - h1_1)
+    dact1_2 = h1_2*(1 - h1_2)
+    dact1_3 = h1_3*(1 - h1_3)
+    delta3_1 = -y_1 + yhat_1
+    delta3_2 = -y_2 + yhat_2
+    delta3_3 = -y_3 + yhat_3
+    delta2_1 = dact2_1*(W3_1_1*delta3_1 + W3_2_1*delta3_2 + W3_3_1*delta3_3)
+    delta2_2 = dact2_2*(W3_1_2*delta3_1 + W3_2_2*delta3_2 + W3_3_2*delta3_3)
+    delta2_3 = dact2_3*(W3_1_3*delta3_1 + W3_2_3*delta3_2 + W3_3_3*delta3_3)
+    delta1_1 = dact1_1*(W2_1_1*delta2_1 + W2_2_1*delta2_2 + W2_3_1*delta2_3)
+    delta1_2 = dact1_2*(W2_1_2*delta2_1 + W2_2_2*delta2_2 + W2_3_2*delta2_3)
+    delta1_3 = dact1_3*(W2_1_3*delta2_1 + W2_2_3*delta2_2 + W2_3_3*delta2_3)
+    dW1_1_1 = delta1_1*x_1
+    dW1_1_2 = delta1_1*x_2
+    dW1_1_3 = delta1_1*x_3
+    dW1_2_1 = delta1_2*x_1
+    dW1_2_2 = delta1_2*x_2
+    dW1_2_3 = delta1_2*x_3
+    dW1_3_1 = delta1_3*x_1
+    dW1_3_2 = delta1_3*x_2
+    dW1_3_3 = delta1_3*x_3
+    db1_1 = delta1_1
+    db1_2 = delta1_2
+    db1_3 = delta1_3
+    dW2_1_1 = delta2_1*h1_1
+    dW2_1_2 = delta2_1*h1_2
+    dW2_1_3 = delta2_1*h1_3
+    dW2_2_1 = delta2_2*h1_1
+    dW2_2_2 = delta2_2*h1_2
+    dW2_2_3 = delta2_2*h1_3
+    dW2_3_1 = delta2_3*h1_1
+    dW2_3_2 = delta2_3*h1_2
+    dW2_3_3 = delta2_3*h1_3
+    db2_1 = delta2_1
+    db2_2 = delta2_2
+    db2_3 = delta2_3
+    dW3_1_1 = delta3_1*h2_1
+    dW3_1_2 = delta3_1*h2_2
+    dW3_1_3 = delta3_1*h2_3
+    dW3_2_1 = delta3_2*h2_1
+    dW3_2_2 = delta3_2*h2_2
+    dW3_2_3 = delta3_2*h2_3
+    dW3_3_1 = delta3_3*h2_1
+    dW3_3_2 = delta3_3*h2_2
+    dW3_3_3 = delta3_3*h2_3
+    db3_1 = delta3_1
+    db3_2 = delta3_2
+    db3_3 = delta3_3
+    flat = np.array([
+        dW1_1_1, dW1_1_2, dW1_1_3, dW1_2_1, dW1_2_2, dW1_2_3, dW1_3_1, dW1_3_2, dW1_3_3, db1_1,
+        db1_2, db1_3, dW2_1_1, dW2_1_2, dW2_1_3, dW2_2_1, dW2_2_2, dW2_2_3, dW2_3_1, dW2_3_2,
+        dW2_3_3, db2_1, db2_2, db2_3, dW3_1_1, dW3_1_2, dW3_1_3, dW3_2_1, dW3_2_2, dW3_2_3,
+        dW3_3_1, dW3_3_2, dW3_3_3, db3_1, db3_2, db3_3,
+    ], dtype=dtype)
+    return float(value), {
+        "W1": flat[0:9].reshape(PARAM_SHAPES["W1"]),
+        "b1": flat[9:12].reshape(PARAM_SHAPES["b1"]),
+        "W2": flat[12:21].reshape(PARAM_SHAPES["W2"]),
+        "b2": flat[21:24].reshape(PARAM_SHAPES["b2"]),
+        "W3": flat[24:33].reshape(PARAM_SHAPES["W3"]),
+        "b3": flat[33:36].reshape(PARAM_SHAPES["b3"]),
+    }
 
 
 def loss_and_grads(params, x, y):
     """The loss (mean over the batch) and its gradient with respect to every parameter."""
+    x = np.asarray(x)
+    if x.ndim == 1:
+        return _single(params, x, y)
     x, _ = _inputs(x)
     y = _targets(y, x)
     values = _forward(params, x)
     h1 = values["h1"]
     h2 = values["h2"]
     yhat = values["yhat"]
-    value = float(_example_losses(y, values["z3"]).mean())
+    value = float(_example_losses(y, values["z3"], values["lse3"]).mean())
     W2 = params["W2"]
     W3 = params["W3"]
     # ∇_a₃ L = ŷ − y

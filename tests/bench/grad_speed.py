@@ -1,0 +1,183 @@
+"""Gradient speed: the generated module against PyTorch eager, jax.jit (when installed) and a plain
+hand-written NumPy backprop, all in this process, interleaved, medians and ratios printed.
+
+Run by hand: python3 tests/bench/grad_speed.py [--rounds N]. ReLU hidden layers, softmax
+cross-entropy on class labels, mean over the batch; float32 and float64. The machine's speed drifts
+over minutes, so compare the ratios of one run, not absolute times across runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+import numpy as np
+
+from derive.render.numpy import numpy_source
+from derive.spec import spec_from_flags
+from derive.verify import load_module
+
+CONFIGS = [(1, [4, 3, 3]), (64, [64, 64, 10]), (256, [784, 256, 256, 10]), (1024, [1024, 1024, 1024, 10])]
+
+
+def generated(widths):
+    layers = ",".join([f"{w}:relu" for w in widths[1:-1]] + [f"{widths[-1]}:softmax"])
+    spec = spec_from_flags(widths[0], layers, loss="ce", target="index")
+    module = load_module(numpy_source(spec), f"bench_{'_'.join(map(str, widths))}")
+    return module.loss_and_grads
+
+
+def handwritten(params, x, labels):
+    """The backprop one writes by hand in NumPy, for comparison."""
+    n = len(params) // 2
+    acts, pre = [x], []
+    for layer in range(1, n):
+        z = acts[-1] @ params[f"W{layer}"].T + params[f"b{layer}"]
+        pre.append(z)
+        acts.append(np.maximum(z, 0))
+    logits = acts[-1] @ params[f"W{n}"].T + params[f"b{n}"]
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(shifted)
+    total = e.sum(axis=1, keepdims=True)
+    rows = np.arange(x.shape[0])
+    loss = float(np.mean(np.log(total[:, 0]) - shifted[rows, labels]))
+    delta = e / total
+    delta[rows, labels] -= 1
+    delta /= x.shape[0]
+    grads = {}
+    for layer in range(n, 0, -1):
+        grads[f"W{layer}"] = delta.T @ acts[layer - 1]
+        grads[f"b{layer}"] = delta.sum(axis=0)
+        if layer > 1:
+            delta = (delta @ params[f"W{layer}"]) * (pre[layer - 2] > 0)
+    return loss, grads
+
+
+def torch_impl(params, dtype):
+    import torch
+    import torch.nn.functional as F
+
+    tp = {k: torch.tensor(v, requires_grad=True) for k, v in params.items()}
+    n = len(params) // 2
+
+    def run(x, labels):
+        for v in tp.values():
+            v.grad = None
+        a = x
+        for layer in range(1, n):
+            a = torch.relu(F.linear(a, tp[f"W{layer}"], tp[f"b{layer}"]))
+        loss = F.cross_entropy(F.linear(a, tp[f"W{n}"], tp[f"b{n}"]), labels)
+        loss.backward()
+        return loss.item(), {k: v.grad for k, v in tp.items()}
+
+    return run
+
+
+def jax_impl(params):
+    try:
+        import jax
+        import jax.numpy as jnp
+    except ImportError:
+        return None
+    n = len(params) // 2
+
+    def loss_fn(p, x, labels):
+        a = x
+        for layer in range(1, n):
+            a = jnp.maximum(a @ p[f"W{layer}"].T + p[f"b{layer}"], 0)
+        logits = a @ p[f"W{n}"].T + p[f"b{n}"]
+        logp = logits - jax.scipy.special.logsumexp(logits, axis=1, keepdims=True)
+        return -jnp.mean(jnp.take_along_axis(logp, labels[:, None], axis=1))
+
+    fn = jax.jit(jax.value_and_grad(loss_fn))
+    jp = {k: jnp.asarray(v) for k, v in params.items()}
+
+    def run(x, labels):
+        value, grads = fn(jp, x, labels)
+        jax.block_until_ready(grads)
+        return value, grads
+
+    return run
+
+
+def per_call(fn, args, target: float = 0.02) -> float:
+    """Seconds per call, from a batch of calls lasting about `target` seconds."""
+    start = time.perf_counter()
+    fn(*args)
+    once = max(time.perf_counter() - start, 1e-7)
+    calls = max(1, int(target / once))
+    start = time.perf_counter()
+    for _ in range(calls):
+        fn(*args)
+    return (time.perf_counter() - start) / calls
+
+
+def matmul_peak(dtype, n: int = 1024) -> float:
+    a = np.random.default_rng(0).standard_normal((n, n)).astype(dtype)
+    b = a.copy()
+    best = min(per_call(np.matmul, (a, b), 0.2) for _ in range(3))
+    return 2 * n**3 / best / 1e9
+
+
+def flops(batch: int, widths: list[int]) -> float:
+    """Forward and backward matmuls: 2·B·n_in·n_out each; the first layer needs no input gradient."""
+    pairs = list(itertools.pairwise(widths))
+    return 2 * batch * (3 * sum(a * b for a, b in pairs) - pairs[0][0] * pairs[0][1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=7)
+    args = parser.parse_args()
+    try:
+        import torch
+
+        torch.set_num_threads(max(1, torch.get_num_threads()))
+    except ImportError:
+        torch = None
+    for dtype in (np.float32, np.float64):
+        peak = matmul_peak(dtype)
+        print(f"\n{np.dtype(dtype).name}: NumPy matmul peak {peak:.1f} GFLOP/s (1024³)")
+        print(f"{'batch':>5} {'widths':<22} {'impl':<12} {'median µs':>11} {'× generated':>11} {'GFLOP/s':>8} "
+              f"{'% peak':>7}")
+        for batch, widths in CONFIGS:
+            rng = np.random.default_rng(0)
+            params = {}
+            for layer, (a, b) in enumerate(itertools.pairwise(widths), start=1):
+                params[f"W{layer}"] = (rng.standard_normal((b, a)) / np.sqrt(a)).astype(dtype)
+                params[f"b{layer}"] = (0.1 * rng.standard_normal(b)).astype(dtype)
+            x = rng.standard_normal((batch, widths[0])).astype(dtype)
+            labels = rng.integers(0, widths[-1], batch)
+            impls = {"generated": (generated(widths), (params, x, labels)),
+                     "hand NumPy": (handwritten, (params, x, labels))}
+            if torch is not None:
+                impls["torch eager"] = (torch_impl(params, dtype), (torch.tensor(x), torch.tensor(labels)))
+            jx = jax_impl(params)
+            if jx is not None:
+                import jax.numpy as jnp
+
+                impls["jax.jit"] = (jx, (jnp.asarray(x), jnp.asarray(labels)))
+            ref = impls["generated"][0](*impls["generated"][1])[1]
+            hand = handwritten(params, x, labels)[1]
+            assert all(np.allclose(ref[k], hand[k], rtol=1e-3, atol=1e-5) for k in hand), "implementations disagree"
+            samples: dict[str, list[float]] = {name: [] for name in impls}
+            for _ in range(args.rounds):  # interleaved: each round times every implementation once
+                for name, (fn, fargs) in impls.items():
+                    samples[name].append(per_call(fn, fargs))
+            base = statistics.median(samples["generated"])
+            work = flops(batch, widths)
+            for name, times in samples.items():
+                t = statistics.median(times)
+                rate = work / t / 1e9
+                print(f"{batch:>5} {widths!s:<22} {name:<12} {t * 1e6:>11.1f} {t / base:>11.2f} {rate:>8.2f} "
+                      f"{100 * rate / peak:>6.1f}%", flush=True)
+
+
+if __name__ == "__main__":
+    main()
