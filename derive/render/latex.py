@@ -160,12 +160,9 @@ def diagram(d: Derivation, latex: NotationLatexPrinter) -> dict[str, Any]:
 def handout_view(d: Derivation, max_side: int = MAX_SIDE) -> dict[str, Any]:
     display = display_for(d)
     printer = NotationLatexPrinter(display)
-    p = Printers(printer.doprint, lambda m: latex_matrix(m, printer, max_side), display, latex=True)
+    p = Printers(printer.doprint, lambda m: latex_matrix(m, printer, max_side), display, latex=True,
+                 max_side=max_side)
     view = build_view(d, p)
-    for kind, chains in (("deltas", d.deltas), ("gradients", d.gradients)):
-        for item, chain in zip(view[kind], chains):
-            item["general"] = printer.doprint(chain.general_entry)
-            item["general_lhs"] = _general_lhs(chain, printer)
     view["title_tex"] = escape_tex(d.spec.title or d.spec.name)
     view["name_tex"] = escape_tex(d.spec.name)
     view["description_tex"] = escape_tex(d.spec.description)
@@ -195,12 +192,6 @@ def _layer_sentence(layers: list[dict[str, Any]]) -> str:
         act = f"${act}$" if act.startswith("f(") else rf"activation \texttt{{{escape_tex(act)}}}"
         parts.append(f"a layer of {units} with {act}" + ("" if layer["bias"] else " and no bias"))
     return ", then ".join(parts)
-
-
-def _general_lhs(chain, printer: NotationLatexPrinter) -> str:
-    rows, cols = chain.compact.shape
-    idx = "ij" if rows > 1 and cols > 1 else "i" if rows > 1 else "j" if cols > 1 else "1"
-    return rf"\left[{printer.doprint(chain.lhs)}\right]_{{{idx}}}"
 
 
 def _recursion(d: Derivation, printer: NotationLatexPrinter) -> str | None:

@@ -19,12 +19,31 @@ def _is_compound(expr: sp.Basic) -> bool:
     return isinstance(expr, sp.MatAdd | sp.MatMul | sp.HadamardProduct | sp.KroneckerProduct)
 
 
-class TextPrinter(StrPrinter):
+def _index_text(index: sp.Basic) -> str:
+    """A summation index SymPy invented is written k; i and j stay as they are."""
+    return "k" if isinstance(index, sp.Dummy) else str(index)
+
+
+class _Entries:
+    """Entry (i, j) of a block, as the general entry of an elided matrix is written."""
+
+    display: Display
+    latex: bool
+
+    def _print_MatrixElement(self, expr) -> str:
+        parent, i, j = expr.args
+        rows, cols = parent.shape
+        indices = tuple(_index_text(x) for x, n in ((i, rows), (j, cols)) if n != 1)
+        return self.display.entry(parent.name, indices, latex=self.latex)
+
+
+class TextPrinter(_Entries, StrPrinter):
     """One-line Unicode: W⁽²⁾₁₁·(ŷ₁ − y₁)·relu′(z⁽¹⁾₁), (W⁽²⁾ᵀ δ⁽²⁾) ⊙ relu′(z⁽¹⁾)."""
 
     def __init__(self, display: Display) -> None:
         super().__init__({"order": "none"})
         self.display = display
+        self.latex = False
 
     def _print_Symbol(self, expr: sp.Symbol) -> str:
         name = self.display.component(expr.name)
@@ -104,27 +123,19 @@ class TextPrinter(StrPrinter):
     def _print_Identity(self, expr: sp.Identity) -> str:
         return "I"
 
-    def _index_text(self, index) -> str:
-        return "k" if isinstance(index, sp.Dummy) else str(index)
-
-    def _print_MatrixElement(self, expr) -> str:
-        parent, i, j = expr.args
-        rows, cols = parent.shape
-        indices = tuple(self._index_text(x) for x, n in ((i, rows), (j, cols)) if n != 1)
-        return self.display.entry(parent.name, indices, latex=False)
-
     def _print_Sum(self, expr: sp.Sum) -> str:
         (index, *_), = expr.limits
         body = self.parenthesize(expr.function, precedence(sp.Mul(2, 3, evaluate=False)))
-        return f"Σ_{self._index_text(index)} {body}"
+        return f"Σ_{_index_text(index)} {body}"
 
 
-class NotationLatexPrinter(LatexPrinter):
+class NotationLatexPrinter(_Entries, LatexPrinter):
     """SymPy's LaTeX, with the notation's names for components and blocks."""
 
     def __init__(self, display: Display) -> None:
         super().__init__({"mul_symbol": None, "order": "none"})
         self.display = display
+        self.latex = True
 
     def _print_Symbol(self, expr: sp.Symbol, style: str = "plain") -> str:
         return self.display.component(expr.name, latex=True)
@@ -160,18 +171,9 @@ class NotationLatexPrinter(LatexPrinter):
     def _print_Identity(self, expr) -> str:
         return r"\mathbf{I}"
 
-    def _index_text(self, index) -> str:
-        return "k" if isinstance(index, sp.Dummy) else str(index)
-
-    def _print_MatrixElement(self, expr) -> str:
-        parent, i, j = expr.args
-        rows, cols = parent.shape
-        indices = tuple(self._index_text(x) for x, n in ((i, rows), (j, cols)) if n != 1)
-        return self.display.entry(parent.name, indices, latex=True)
-
     def _print_Sum(self, expr: sp.Sum) -> str:
         (index, *_), = expr.limits
         body = self._print(expr.function)
         if isinstance(expr.function, sp.Add):
             body = rf"\left({body}\right)"
-        return rf"\sum_{{{self._index_text(index)}}} {body}"
+        return rf"\sum_{{{_index_text(index)}}} {body}"

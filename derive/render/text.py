@@ -59,6 +59,7 @@ def text_matrix(m: sp.MatrixBase, printer: TextPrinter, max_side: int = MAX_SIDE
 def render_text(derivation: Derivation, max_side: int = MAX_SIDE) -> str:
     display = display_for(derivation)
     printer = TextPrinter(display)
-    printers = Printers(printer.doprint, lambda m: text_matrix(m, printer, max_side), display, latex=False)
+    printers = Printers(printer.doprint, lambda m: text_matrix(m, printer, max_side), display, latex=False,
+                        max_side=max_side)
     view = build_view(derivation, printers)
     return text_environment().get_template("derivation.txt.j2").render(**view)

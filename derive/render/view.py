@@ -46,6 +46,7 @@ class Printers:
     matrix: Callable[[sp.MatrixBase], Any]   # an explicit matrix, laid out for the medium
     display: Display
     latex: bool
+    max_side: int = 6
 
 
 def _shape(m: sp.MatrixBase | tuple[int, ...]) -> str:
@@ -67,6 +68,9 @@ def chain_view(chain: Chain, p: Printers, jac_names: dict[str, str], d: Derivati
         "explicit": p.matrix(chain.explicit),
         "shape": _shape(chain.explicit),
         "compact": p.expr(chain.compact),
+        "elided": max(chain.explicit.shape) > p.max_side,
+        "general": p.expr(chain.general_entry),
+        "general_lhs": _general_lhs(chain, p),
         "verified": chain.verified,
         "steps": [
             {"rule": s.rule, "reason": s.reason, "lhs": p.expr(s.lhs), "rhs": p.expr(s.rhs),
@@ -107,6 +111,13 @@ def example_view(d: Derivation, p: Printers, jac_names: dict[str, str]) -> dict[
         "gradients": items(ex.gradients, gradients=True),
         "agrees": ex.agrees,
     }
+
+
+def _general_lhs(chain: Chain, p: Printers) -> str:
+    rows, cols = chain.compact.shape
+    idx = "ij" if rows > 1 and cols > 1 else "i" if rows > 1 else "j" if cols > 1 else "1"
+    lhs = p.expr(chain.lhs)
+    return rf"\left[{lhs}\right]_{{{idx}}}" if p.latex else f"[{lhs}]_{idx}"
 
 
 def build_view(d: Derivation, p: Printers) -> dict[str, Any]:

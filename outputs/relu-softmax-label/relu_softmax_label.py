@@ -154,10 +154,10 @@ def _single(params, x, y):
     lse3 = m + float(np.log(s))
     value = -y_1*(-lse3 + z3_1) - y_2*(-lse3 + z3_2) - y_3*(-lse3 + z3_3)
     # The same δ and gradient equations as loss_and_grads below, written out per unit.
-    dact2_1 = (1.0 if z2_1 > 0 else 0.0)
-    dact2_2 = (1.0 if z2_2 > 0 else 0.0)
     dact1_1 = (1.0 if z1_1 > 0 else 0.0)
     dact1_2 = (1.0 if z1_2 > 0 else 0.0)
+    dact2_1 = (1.0 if z2_1 > 0 else 0.0)
+    dact2_2 = (1.0 if z2_2 > 0 else 0.0)
     delta3_1 = -y_1 + yhat_1
     delta3_2 = -y_2 + yhat_2
     delta3_3 = -y_3 + yhat_3
