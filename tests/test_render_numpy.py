@@ -183,3 +183,18 @@ def test_width_dependent_code_falls_back_to_the_full_derivation():
     wide = spec_from_flags(30, "20:relu,6:sigmoid", loss="mse")
     report = check_module(load_module(numpy_source(wide), "mse_wide"), wide, points=1)
     assert report.ok, report.table()
+
+
+@pytest.mark.parametrize("name", ["relu-softmax-label", "sigmoid-4321-bce", "two-layer-relu"])
+def test_batch_of_one_takes_the_straight_line_path_and_agrees(name):
+    spec = load_preset(name)
+    module = module_for(spec)
+    rng = np.random.default_rng(5)
+    params, x, y = sample_point(module, spec, rng, batch=2)
+    value, grads = module.loss_and_grads(params, x, y)
+    # the same two examples through the array code: drop to one example each and average
+    one = [module.loss_and_grads(params, x[k:k + 1], y[k:k + 1]) for k in range(2)]
+    factor = 0.5 if spec.loss.batch == "mean" else 1.0
+    assert np.isclose(value, factor * (one[0][0] + one[1][0]))
+    for key in grads:
+        assert np.allclose(grads[key], factor * (one[0][1][key] + one[1][1][key]))

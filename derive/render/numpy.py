@@ -58,6 +58,9 @@ class ArrayPrinter(NumPyPrinter):
 
     def _print_Heaviside(self, expr: sp.Heaviside) -> str:
         arg, h0 = expr.args
+        if h0 == 0:  # a comparison is some 20 times faster than np.heaviside; cast, to keep the dtype
+            a = self._print(arg)
+            return f"({a} > 0).astype({a}.dtype)" if isinstance(arg, sp.Symbol) else f"np.heaviside({a}, 0)"
         return f"np.heaviside({self._print(arg)}, {self._print(h0)})"
 
     def _print_Max(self, expr: sp.Max) -> str:

@@ -154,10 +154,10 @@ def _single(params, x, y):
     lse3 = m + float(np.log(s))
     value = -y_1*(-lse3 + z3_1) - y_2*(-lse3 + z3_2) - y_3*(-lse3 + z3_3)
     # The same δ and gradient equations as loss_and_grads below, written out per unit.
-    dact1_1 = (1.0 if z1_1 > 0 else 0.0)
-    dact1_2 = (1.0 if z1_2 > 0 else 0.0)
     dact2_1 = (1.0 if z2_1 > 0 else 0.0)
     dact2_2 = (1.0 if z2_2 > 0 else 0.0)
+    dact1_1 = (1.0 if z1_1 > 0 else 0.0)
+    dact1_2 = (1.0 if z1_2 > 0 else 0.0)
     delta3_1 = -y_1 + yhat_1
     delta3_2 = -y_2 + yhat_2
     delta3_3 = -y_3 + yhat_3
@@ -197,6 +197,8 @@ def loss_and_grads(params, x, y):
     x = np.asarray(x)
     if x.ndim == 1:
         return _single(params, x, y)
+    if x.ndim == 2 and x.shape[0] == 1:  # a batch of one: the same numbers, shaped as a batch
+        return _single(params, x[0], np.reshape(y, -1)[0])
     x, _ = _inputs(x)
     y = _targets(y, x)
     values = _forward(params, x)
@@ -212,11 +214,11 @@ def loss_and_grads(params, x, y):
     delta3 = yhat - y
     delta3 = delta3 / x.shape[0]  # the mean over the batch, applied once
     # 1[z⁽²⁾ > 0], entry by entry
-    dact2 = np.heaviside(z2, 0)
+    dact2 = (z2 > 0).astype(z2.dtype)
     # δ⁽²⁾ = (W⁽ᵒ⁾ᵀ δ⁽ᵒ⁾) ⊙ 1[z⁽²⁾ > 0]
     delta2 = (delta3 @ W3) * dact2
     # 1[z⁽¹⁾ > 0], entry by entry
-    dact1 = np.heaviside(z1, 0)
+    dact1 = (z1 > 0).astype(z1.dtype)
     # δ⁽¹⁾ = (W⁽²⁾ᵀ δ⁽²⁾) ⊙ 1[z⁽¹⁾ > 0]
     delta1 = (delta2 @ W2) * dact1
     # ∂L/∂W⁽¹⁾ = δ⁽¹⁾ xᵀ, summed over the batch

@@ -171,6 +171,8 @@ def loss_and_grads(params, x, y):
     x = np.asarray(x)
     if x.ndim == 1:
         return _single(params, x, y)
+    if x.ndim == 2 and x.shape[0] == 1:  # a batch of one: the same numbers, shaped as a batch
+        return _single(params, x[0], np.reshape(y, -1))
     x, _ = _inputs(x)
     y = _targets(y, x)
     values = _forward(params, x)
@@ -183,7 +185,7 @@ def loss_and_grads(params, x, y):
     delta2 = 2 * (yhat - y)
     delta2 = delta2 / x.shape[0]  # the mean over the batch, applied once
     # max(0, sign(s⁽¹⁾)), entry by entry
-    dact1 = np.heaviside(z1, 0)
+    dact1 = (z1 > 0).astype(z1.dtype)
     # δ⁽¹⁾ = (W⁽²⁾ᵀ δ⁽²⁾) ⊙ max(0, sign(s⁽¹⁾))
     delta1 = (delta2 @ W2) * dact1
     # ∂L/∂W⁽¹⁾ = δ⁽¹⁾ xᵀ, summed over the batch

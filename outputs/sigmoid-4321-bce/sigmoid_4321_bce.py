@@ -146,11 +146,11 @@ def _single(params, x, y):
     yhat_1 = np.exp(-np.logaddexp(0, -z3_1))
     value = -y_1*(z3_1 - np.logaddexp(0, z3_1)) + (1 - y_1)*np.logaddexp(0, z3_1)
     # The same δ and gradient equations as loss_and_grads below, written out per unit.
+    dact2_1 = h2_1*(1 - h2_1)
+    dact2_2 = h2_2*(1 - h2_2)
     dact1_1 = h1_1*(1 - h1_1)
     dact1_2 = h1_2*(1 - h1_2)
     dact1_3 = h1_3*(1 - h1_3)
-    dact2_1 = h2_1*(1 - h2_1)
-    dact2_2 = h2_2*(1 - h2_2)
     delta3_1 = -y_1 + yhat_1
     delta2_1 = W3_1_1*dact2_1*delta3_1
     delta2_2 = W3_2_1*dact2_2*delta3_1
@@ -203,6 +203,8 @@ def loss_and_grads(params, x, y):
     x = np.asarray(x)
     if x.ndim == 1:
         return _single(params, x, y)
+    if x.ndim == 2 and x.shape[0] == 1:  # a batch of one: the same numbers, shaped as a batch
+        return _single(params, x[0], np.reshape(y, -1))
     x, _ = _inputs(x)
     y = _targets(y, x)
     values = _forward(params, x)

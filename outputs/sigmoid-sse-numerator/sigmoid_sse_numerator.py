@@ -171,6 +171,8 @@ def loss_and_grads(params, x, y):
     x = np.asarray(x)
     if x.ndim == 1:
         return _single(params, x, y)
+    if x.ndim == 2 and x.shape[0] == 1:  # a batch of one: the same numbers, shaped as a batch
+        return _single(params, x[0], np.reshape(y, -1))
     x, _ = _inputs(x)
     y = _targets(y, x)
     values = _forward(params, x)

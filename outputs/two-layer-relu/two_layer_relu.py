@@ -152,6 +152,8 @@ def loss_and_grads(params, x, y):
     x = np.asarray(x)
     if x.ndim == 1:
         return _single(params, x, y)
+    if x.ndim == 2 and x.shape[0] == 1:  # a batch of one: the same numbers, shaped as a batch
+        return _single(params, x[0], np.reshape(y, -1))
     x, _ = _inputs(x)
     y = _targets(y, x)
     values = _forward(params, x)
@@ -164,7 +166,7 @@ def loss_and_grads(params, x, y):
     delta2 = yhat - y
     delta2 = delta2 / x.shape[0]  # the mean over the batch, applied once
     # relu′(z⁽¹⁾) = 1[z⁽¹⁾ > 0], entry by entry
-    dact1 = np.heaviside(z1, 0)
+    dact1 = (z1 > 0).astype(z1.dtype)
     # δ⁽¹⁾ = (W⁽²⁾ᵀ δ⁽²⁾) ⊙ relu′(z⁽¹⁾)
     delta1 = (delta2 @ W2) * dact1
     # ∂L/∂W⁽¹⁾ = δ⁽¹⁾ xᵀ, summed over the batch
