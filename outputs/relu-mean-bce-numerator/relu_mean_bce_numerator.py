@@ -88,18 +88,18 @@ def forward(params, x):
     return {name: (values[name][0] if single else values[name]) for name in ('z1', 'h1', 'z2', 'yhat')}
 
 
-def _example_losses(y, z2):
-    """The loss of each example of the batch, shape (B,)."""
+def _total_loss(y, z2):
+    """The loss summed over the examples of the batch."""
     # Written in the pre-activations z2, so that no log of 0 can occur.
-    return np.sum(-1/2*y*(z2 - np.logaddexp(0, z2)) + (1/2)*(1 - y)*np.logaddexp(0, z2), axis=-1)
+    return float(np.sum(-1/2*y*(z2 - np.logaddexp(0, z2)) + (1/2)*(1 - y)*np.logaddexp(0, z2)))
 
 
 def loss(params, x, y):
+    """The loss, mean over the batch."""
     x, _ = _inputs(x)
     y = _targets(y, x)
     values = _forward(params, x)
-    losses = _example_losses(y, values["z2"])
-    return float(losses.mean())
+    return _total_loss(y, values["z2"]) / x.shape[0]
 
 
 def _single(params, x, y):
@@ -185,7 +185,7 @@ def loss_and_grads(params, x, y):
     z1 = values["z1"]
     h1 = values["h1"]
     yhat = values["yhat"]
-    value = float(_example_losses(y, values["z2"]).mean())
+    value = _total_loss(y, values["z2"]) / x.shape[0]
     W2 = params["W2"]
     # δ⁽²⁾ = (1/2) (ŷ − y)
     delta2 = 1/2 * (yhat - y)

@@ -88,17 +88,17 @@ def forward(params, x):
     return {name: (values[name][0] if single else values[name]) for name in ('z1', 'h1', 'z2', 'yhat')}
 
 
-def _example_losses(y, yhat):
-    """The loss of each example of the batch, shape (B,)."""
-    return np.sum((yhat - y)**2, axis=-1)
+def _total_loss(y, yhat):
+    """The loss summed over the examples of the batch."""
+    return float(np.sum((yhat - y)**2))
 
 
 def loss(params, x, y):
+    """The loss, mean over the batch."""
     x, _ = _inputs(x)
     y = _targets(y, x)
     values = _forward(params, x)
-    losses = _example_losses(y, values["yhat"])
-    return float(losses.mean())
+    return _total_loss(y, values["yhat"]) / x.shape[0]
 
 
 def _single(params, x, y):
@@ -178,7 +178,7 @@ def loss_and_grads(params, x, y):
     values = _forward(params, x)
     h1 = values["h1"]
     yhat = values["yhat"]
-    value = float(_example_losses(y, values["yhat"]).mean())
+    value = _total_loss(y, values["yhat"]) / x.shape[0]
     W2 = params["W2"]
     # δ⁽²⁾ = 2 (ŷ − y)
     delta2 = 2 * (yhat - y)

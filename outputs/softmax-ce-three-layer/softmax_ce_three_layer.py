@@ -110,18 +110,18 @@ def forward(params, x):
     return {name: (values[name][0] if single else values[name]) for name in ('z1', 'h1', 'z2', 'h2', 'z3', 'yhat')}
 
 
-def _example_losses(y, z3, lse3):
-    """The loss of each example of the batch, shape (B,)."""
+def _total_loss(y, z3, lse3):
+    """The loss summed over the examples of the batch."""
     # Written in the pre-activations z3, so that no log of 0 can occur.
-    return np.sum(-y*(-lse3 + z3), axis=-1)
+    return float(np.sum(-y*(-lse3 + z3)))
 
 
 def loss(params, x, y):
+    """The loss, mean over the batch."""
     x, _ = _inputs(x)
     y = _targets(y, x)
     values = _forward(params, x)
-    losses = _example_losses(y, values["z3"], values["lse3"])
-    return float(losses.mean())
+    return _total_loss(y, values["z3"], values["lse3"]) / x.shape[0]
 
 
 def _single(params, x, y):
@@ -163,12 +163,12 @@ def _single(params, x, y):
     lse3 = m + float(np.log(s))
     value = -y_1*(-lse3 + z3_1) - y_2*(-lse3 + z3_2) - y_3*(-lse3 + z3_3)
     # The same δ and gradient equations as loss_and_grads below, written out per unit.
-    dact2_1 = h2_1*(1 - h2_1)
-    dact2_2 = h2_2*(1 - h2_2)
-    dact2_3 = h2_3*(1 - h2_3)
     dact1_1 = h1_1*(1 - h1_1)
     dact1_2 = h1_2*(1 - h1_2)
     dact1_3 = h1_3*(1 - h1_3)
+    dact2_1 = h2_1*(1 - h2_1)
+    dact2_2 = h2_2*(1 - h2_2)
+    dact2_3 = h2_3*(1 - h2_3)
     delta3_1 = -y_1 + yhat_1
     delta3_2 = -y_2 + yhat_2
     delta3_3 = -y_3 + yhat_3
@@ -243,7 +243,7 @@ def loss_and_grads(params, x, y):
     h1 = values["h1"]
     h2 = values["h2"]
     yhat = values["yhat"]
-    value = float(_example_losses(y, values["z3"], values["lse3"]).mean())
+    value = _total_loss(y, values["z3"], values["lse3"]) / x.shape[0]
     W2 = params["W2"]
     W3 = params["W3"]
     # ∇_a₃ L = ŷ − y
