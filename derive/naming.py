@@ -109,10 +109,13 @@ class Display:
     notation: object
     depth: int
     functions: tuple[str, ...]  # per layer, the name its activation is written with (σ, relu, tanh, f)
+    labels: tuple[tuple[int, str], ...] = ()  # layer numbers written otherwise: ((1, "l"), (2, "l+1"))
 
     # -- pieces ------------------------------------------------------------------------------------
 
     def label(self, l: int) -> str:
+        if l in dict(self.labels):
+            return dict(self.labels)[l]
         out = self.notation.output_layer
         return out if out and l == self.depth else str(l)
 
@@ -201,7 +204,8 @@ class Display:
         f = self.functions[l - 1]
         if not latex:
             return f
-        return {"σ": r"\sigma", "φ": r"\varphi"}.get(f, rf"\operatorname{{{f}}}" if len(f) > 1 else f)
+        return {"σ": r"\sigma", "φ": r"\varphi", "σ_l": r"\sigma_l"}.get(
+            f, rf"\operatorname{{{f}}}" if len(f) > 1 else f)
 
     def jacobian(self, of: str, wrt: str, latex: bool = False) -> str:
         top = "L" if of == "L" else self.block(of, latex)

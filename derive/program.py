@@ -268,7 +268,7 @@ def build_scalar_program(d: Derivation) -> ScalarProgram:
             component_env[name] = sp.ImmutableMatrix(
                 *shape, [sp.Symbol(naming.component(name, i + 1)) for i in range(shape[0] * shape[1])])
     env = blocks.env(**component_env)
-    for name in sorted(component_env, key=lambda n: (n != naming.LOSS_GRADIENT, not n.startswith("dact"))):
+    for name in sorted(component_env, key=lambda n: (n != naming.LOSS_GRADIENT, not n.startswith("dact"), n)):
         if name == naming.LOSS_GRADIENT or name.startswith("dact"):
             backward += list(zip(component_env[name], blocks.values[name]))
     grads = []

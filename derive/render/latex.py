@@ -6,6 +6,7 @@ places the nodes of the network diagram, escapes user text, and runs pdflatex re
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shutil
@@ -172,7 +173,7 @@ def handout_view(d: Derivation, max_side: int = MAX_SIDE) -> dict[str, Any]:
          else r", $\mathbf{z} = \mathbf{a}\mathbf{W} + \mathbf{b}$")
     view["layer_sentence"] = _layer_sentence(view["layers"])
     view["diagram"] = diagram(d, printer)
-    view["recursion"] = _recursion(d, printer)
+    view["recursion"] = _recursion(d)
     for step_list in (view["deltas"], view["gradients"]):
         for item in step_list:
             for s in item["steps"]:
@@ -194,10 +195,20 @@ def _layer_sentence(layers: list[dict[str, Any]]) -> str:
     return ", then ".join(parts)
 
 
-def _recursion(d: Derivation, printer: NotationLatexPrinter) -> str | None:
-    """The δ recursion for any depth, when the hidden layers share one pattern: it is δ⁽¹⁾'s step."""
-    hidden = [c for c in d.deltas if c.target != f"delta{d.network.depth}"]
-    return None if not hidden else printer.doprint(hidden[-1].compact)
+def _recursion(d: Derivation) -> str | None:
+    """δ⁽¹⁾'s step with its layer numbers written l and l+1: the recursion for any depth. Its rules
+    hold for any width and layer; a different activation per layer is written σ_l."""
+    net = d.network
+    hidden_steps = {d.delta(l).steps[-1].rule for l in range(1, net.depth)}
+    if net.depth < 2 or hidden_steps != {"diagonal to Hadamard"}:
+        return None  # the hidden layers do not all take the same step
+    hidden = {layer.activation.symbol for layer in net.layers[:-1]}
+    display = display_for(d)
+    functions = display.functions if len(hidden) == 1 else ("σ_l", *display.functions[1:])
+    general = dataclasses.replace(display, functions=functions, labels=((1, "l"), (2, "l+1")))
+    printer = NotationLatexPrinter(general)
+    delta = d.delta(1)
+    return f"{printer.doprint(delta.lhs)} = {printer.doprint(delta.compact)}"
 
 
 # ------------------------------------------------------------------------------------------------

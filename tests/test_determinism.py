@@ -1,0 +1,29 @@
+"""The same spec gives byte-identical files, whatever Python's hash seed (set iteration order)."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+def _run(args, seed, tmp_path):
+    env = {**os.environ, "PYTHONHASHSEED": str(seed)}
+    out = tmp_path / f"{seed}-{args[0]}"
+    cmd = [sys.executable, "-m", "derive", *args]
+    if args[0] in ("numpy", "latex"):
+        cmd += ["-o", str(out) + (".py" if args[0] == "numpy" else ".tex")]
+        subprocess.run(cmd, env=env, check=True, capture_output=True)
+        return (out.with_suffix(".py") if args[0] == "numpy" else out.with_suffix(".tex")).read_bytes()
+    return subprocess.run(cmd, env=env, check=True, capture_output=True).stdout
+
+
+@pytest.mark.parametrize("args", [
+    ["numpy", "relu-softmax-label"],
+    ["numpy", "sigmoid-4321-bce"],
+    ["show", "softmax-ce-three-layer", "--json"],
+    ["show", "sigmoid-4321-bce"],
+    ["latex", "relu-softmax-label"],
+])
+def test_outputs_do_not_depend_on_the_hash_seed(args, tmp_path):
+    assert _run(args, 1, tmp_path) == _run(args, 2, tmp_path) == _run(args, 3, tmp_path)
