@@ -74,6 +74,57 @@ def _picked(n: int, limit: int) -> list[int | None]:
     return [*range(limit - 2), None, n - 1]
 
 
+LINE = 64  # visible characters of one line of a broken entry
+
+
+def broken(expr: sp.Expr, printer: NotationLatexPrinter, width: int = LINE) -> str:
+    """A long entry over several aligned lines: broken between the terms of a sum, and inside the
+    bracketed sum of a product; what still does not fit is scaled by \\fitmath."""
+    lines = _lines(expr, printer, width)
+    if len(lines) == 1:
+        return lines[0]
+    return r"\begin{aligned}[t] & " + r" \\ & \quad ".join(lines) + r"\end{aligned}"
+
+
+def _lines(expr: sp.Expr, printer: NotationLatexPrinter, width: int) -> list[str]:
+    tex = printer.doprint(expr)
+    if visible_length(tex) <= width:
+        return [tex]
+    if isinstance(expr, sp.Add):
+        lines, current = [], ""
+        for k, term in enumerate(expr.args):
+            negative = term.could_extract_minus_sign()
+            text = printer.doprint(-term if negative else term)
+            if isinstance(-term if negative else term, sp.Add):
+                text = rf"\left({text}\right)"
+            piece = (" - " if negative else " + " if k else "") + text
+            if visible_length(piece) > width and not isinstance(-term if negative else term, sp.Add):
+                if current:  # a long term of its own: broken in turn, on lines of its own
+                    lines.append(current)
+                sub = _lines(-term if negative else term, printer, width)
+                sub[0] = piece[: len(piece) - len(text)].strip() + " " + sub[0]
+                lines += sub[:-1]
+                current = sub[-1]
+            elif current and visible_length(current + piece) > width:
+                lines.append(current)
+                current = piece.strip()
+            else:
+                current += piece
+        lines.append(current)
+        return lines
+    if isinstance(expr, sp.Mul):
+        sums = [f for f in expr.args if isinstance(f, sp.Add)]
+        if sums:
+            inner = max(sums, key=lambda f: visible_length(printer.doprint(f)))
+            rest = sp.Mul(*[f for f in expr.args if f is not inner], evaluate=False)
+            head = "" if rest == 1 else printer.doprint(rest) + " "
+            body = _lines(inner, printer, width)
+            body[0] = head + r"\Bigl(" + body[0]
+            body[-1] += r"\Bigr)"
+            return body
+    return [tex]
+
+
 def latex_matrix(m: sp.MatrixBase, printer: NotationLatexPrinter, max_side: int = MAX_SIDE) -> dict[str, Any]:
     """A bmatrix with ⋯ ⋮ ⋱ beyond `max_side`, or, when entries are long, a list of entries."""
     rows, cols = _picked(m.rows, max_side), _picked(m.cols, max_side)
@@ -98,8 +149,8 @@ def latex_matrix(m: sp.MatrixBase, printer: NotationLatexPrinter, max_side: int 
         for j in cols:
             if i is None or j is None:
                 continue
-            tex = cells[(i, j)]
-            if visible_length(tex) > MAX_ENTRY:
+            tex = broken(m[i, j], printer)
+            if visible_length(cells[(i, j)]) > MAX_ENTRY:
                 terms = len(sp.Add.make_args(sp.expand(m[i, j]))) if m[i, j].count_ops() < 4000 else None
                 tex = r"\text{(" + (f"{terms} terms" if terms else "a long expression") + \
                       r" when expanded; see \texttt{derive show --json})}"
