@@ -54,6 +54,11 @@ class Activation:
         return [self.formula.xreplace({Z: z}) for z in zs]
 
     @property
+    def kinked(self) -> bool:
+        """A corner where the derivative is a convention (relu, leaky relu, a user Max or Abs)."""
+        return self.formula is not None and self.formula.has(sp.Max, sp.Min, sp.Abs, sp.Piecewise, sp.Heaviside)
+
+    @property
     def derivative(self) -> sp.Expr:
         """dσ/dz, by SymPy, with relu′(0) = 0 (autograd's choice)."""
         assert self.formula is not None

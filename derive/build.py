@@ -7,6 +7,7 @@ from pathlib import Path
 
 from derive.derivation import derive
 from derive.errors import DeriveError
+from derive.files import write_atomically
 from derive.render.json import render_json
 from derive.render.latex import compile_pdf, find_pdflatex, render_exercise, render_handout
 from derive.render.numpy import numpy_source
@@ -36,8 +37,6 @@ def build_files(source: str) -> dict[str, str]:
 
 
 def build_all(sources: list[str], out: Path, pdf: bool = False) -> list[Path]:
-    from derive.cli import write_atomically
-
     if pdf:
         find_pdflatex()
     if out.exists() and not out.is_dir():

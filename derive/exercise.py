@@ -69,8 +69,7 @@ def _away_from_kinks(spec: NetworkSpec) -> bool:
         if layer.b is not None:
             values.update(zip(layer.b, ex.param(f"b{layer.index}")[0]))
         zs = [e.xreplace(values) for e in layer.z_exprs]
-        formula = layer.activation.formula
-        if formula is not None and formula.has(sp.Max, sp.Piecewise, sp.Heaviside, sp.Abs) and 0 in zs:
+        if layer.activation.kinked and 0 in zs:
             return False
         values.update(dict(zip(layer.z, zs)))
         values.update({h: e.xreplace(values) for h, e in zip(layer.h, layer.h_exprs)})

@@ -36,11 +36,7 @@ def load_module(source: str, name: str = "derived") -> types.ModuleType:
 
 def _kinked(spec: NetworkSpec) -> list[bool]:
     """Layers whose activation has a kink (relu, leaky relu, a user Max or Abs): sample away from it."""
-    out = []
-    for layer in spec.layers:
-        act = layer.resolve()
-        out.append(act.formula is not None and act.formula.has(sp.Max, sp.Min, sp.Abs, sp.Piecewise, sp.Heaviside))
-    return out
+    return [layer.resolve().kinked for layer in spec.layers]
 
 
 def sample_point(module, spec: NetworkSpec, rng: np.random.Generator, batch: int | None = 3,

@@ -20,9 +20,10 @@ import sympy as sp
 
 from derive.derivation import Derivation, derive
 from derive.errors import DeriveError
+from derive.files import write_atomically
 from derive.render.environment import latex_environment
 from derive.render.printers import NotationLatexPrinter
-from derive.render.view import Printers, build_view, display_for
+from derive.render.view import Printers, build_view, display_for, picked
 from derive.spec import NetworkSpec
 
 MAX_SIDE = 6        # rows or columns of a matrix shown before eliding
@@ -66,12 +67,6 @@ def visible_length(tex: str) -> int:
     text = re.sub(r"\\[A-Za-z]+", "x", text)
     text = re.sub(r"[{}^_ ]", "", text)
     return len(text)
-
-
-def _picked(n: int, limit: int) -> list[int | None]:
-    if n <= limit:
-        return list(range(n))
-    return [*range(limit - 2), None, n - 1]
 
 
 LINE = 64  # visible characters of one line of a broken entry
@@ -127,7 +122,7 @@ def _lines(expr: sp.Expr, printer: NotationLatexPrinter, width: int) -> list[str
 
 def latex_matrix(m: sp.MatrixBase, printer: NotationLatexPrinter, max_side: int = MAX_SIDE) -> dict[str, Any]:
     """A bmatrix with ⋯ ⋮ ⋱ beyond `max_side`, or, when entries are long, a list of entries."""
-    rows, cols = _picked(m.rows, max_side), _picked(m.cols, max_side)
+    rows, cols = picked(m.rows, max_side), picked(m.cols, max_side)
     cells = {(i, j): printer.doprint(m[i, j]) for i in rows if i is not None for j in cols if j is not None}
     elided = m.rows > max_side or m.cols > max_side
     widest_row = max(sum(visible_length(cells[(i, j)]) + 2 for j in cols if j is not None)
@@ -167,7 +162,7 @@ def diagram(d: Derivation, latex: NotationLatexPrinter) -> dict[str, Any]:
     layers = []
     for c, (block, symbols) in enumerate(columns):
         n = len(symbols)
-        shown = _picked(n, DIAGRAM_NODES)
+        shown = picked(n, DIAGRAM_NODES)
         nodes = []
         for row, index in enumerate(shown):
             y = (len(shown) - 1) / 2 - row
@@ -279,7 +274,6 @@ def render_exercise(d: Derivation, variant: int | None, max_side: int = MAX_SIDE
 
 def write_handouts(spec: NetworkSpec, output: Path, pdf: bool = False, exercise: bool = False,
                    variant: int | None = None, max_side: int = MAX_SIDE) -> list[Path]:
-    from derive.cli import write_atomically
     from derive.exercise import variant_spec
 
     if pdf:
@@ -330,8 +324,6 @@ def run_pdflatex(source: str, where: str = "document") -> tuple[bytes, str]:
 
 def compile_pdf(tex: Path) -> Path:
     """The PDF of a written .tex file, beside it; reproducible (fixed dates, no random IDs)."""
-    from derive.cli import write_atomically
-
     pdf, _ = run_pdflatex(tex.read_text(encoding="utf-8"), str(tex))
     target = tex.with_suffix(".pdf")
     write_atomically(target, pdf)

@@ -353,7 +353,7 @@ def module_view(d: Derivation, program: Program, spec: NetworkSpec) -> dict:
     if program.loss is not None:
         lp = ArrayPrinter(dict(program.loss.args) | {LSE: f"lse{net.depth}"})
         loss = {"coeff": arrays.doprint(program.loss.coeff), "term": lp.doprint(program.loss.term),
-                "lse_of": program.loss.lse_of, "from_logits": program.loss.from_logits,
+                "from_logits": program.loss.from_logits,
                 "args": sorted({name for _, name in program.loss.args if program.loss.term.has(_)})}
     component_names = {s: f"{name}[:, {i}]" for block, syms in (("yhat", net.yhat), ("y", net.y))
                        for i, s in enumerate(syms) for name in [block]}

@@ -7,18 +7,11 @@ import sympy as sp
 from derive.derivation import Derivation
 from derive.render.environment import text_environment
 from derive.render.printers import TextPrinter
-from derive.render.view import Printers, build_view, display_for
+from derive.render.view import Printers, build_view, display_for, picked
 
 MAX_SIDE = 6       # rows or columns shown before eliding with ⋮ / ⋯
 MAX_CELL = 36      # wider entries are listed one per line instead of in a grid
 MAX_ENTRY = 320    # characters of one entry before it is cut (the JSON has it whole)
-
-
-def _picked(n: int, limit: int) -> list[int | None]:
-    """Indices to show: all, or the first few, a gap (None), and the last."""
-    if n <= limit:
-        return list(range(n))
-    return [*range(limit - 2), None, n - 1]
 
 
 def _cut(text: str) -> str:
@@ -26,7 +19,7 @@ def _cut(text: str) -> str:
 
 
 def text_matrix(m: sp.MatrixBase, printer: TextPrinter, max_side: int = MAX_SIDE) -> list[str]:
-    rows, cols = _picked(m.rows, max_side), _picked(m.cols, max_side)
+    rows, cols = picked(m.rows, max_side), picked(m.cols, max_side)
     cells = {(i, j): _cut(printer.doprint(m[i, j])) for i in rows if i is not None for j in cols if j is not None}
     if any(len(c) > MAX_CELL for c in cells.values()):
         lines = []

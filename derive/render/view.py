@@ -35,6 +35,13 @@ STRUCTURE_TEXT = {
 }
 
 
+def picked(n: int, limit: int) -> list[int | None]:
+    """Indices of a long side to show: all, or the first few, a gap (None), and the last."""
+    if n <= limit:
+        return list(range(n))
+    return [*range(limit - 2), None, n - 1]
+
+
 def display_for(derivation: Derivation) -> Display:
     functions = tuple(layer.activation.symbol for layer in derivation.network.layers)
     return Display(derivation.spec.notation, derivation.network.depth, functions)
