@@ -11,6 +11,7 @@ This is the mathematics that code generation needs, done here so that the NumPy 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -48,6 +49,7 @@ class Block:
     expr: sp.MatrixExpr
     kind: str                                # affine | delta | weight | bias
     equation: tuple[sp.Basic, sp.Basic]
+    reuse: str | None = None                 # an array of the same shape that is dead from here on
 
 
 @dataclass(frozen=True)
@@ -188,8 +190,28 @@ def build_program(d: Derivation) -> Program:
         step = code_step(chain)
         kind = "weight" if chain.target.startswith("W") else "bias"
         backward.append(Block(naming.gradient(chain.target), step.rhs, kind, (step.lhs, step.rhs)))
-    return Program(tuple(forward), _loss_sum(d), net.loss_expr, tuple(backward), tuple(outputs),
+    return Program(tuple(forward), _loss_sum(d), net.loss_expr, _with_reuse(forward, backward), tuple(outputs),
                    naming.delta(net.depth))
+
+
+def _reads(s: Elementwise | Block) -> set[str]:
+    if isinstance(s, Block):
+        return {m.name for m in s.expr.atoms(sp.MatrixSymbol)}
+    return {name for _, name in s.args}
+
+
+def _with_reuse(forward: list, backward: list) -> tuple:
+    """δ⁽ˡ⁾ has the shape of z⁽ˡ⁾; once nothing later reads z⁽ˡ⁾, δ⁽ˡ⁾ can be written into its memory.
+    z⁽ˡ⁾ must not be another name's array too (h = z for the identity)."""
+    aliased = {name for s in forward if isinstance(s, Elementwise) and s.expr in dict(s.args)
+               for name in (s.target, *(n for _, n in s.args))}
+    out = list(backward)
+    for i, s in enumerate(out):
+        if isinstance(s, Block) and s.kind == "delta":
+            z = "z" + s.target.removeprefix("delta")
+            if z not in aliased and not any(z in _reads(t) for t in out[i:]):
+                out[i] = dataclasses.replace(s, reuse=z)
+    return tuple(out)
 
 
 def code_step(chain):

@@ -1,6 +1,7 @@
 """Generated NumPy modules: correct against finite differences and PyTorch, stable, readable, lean."""
 
 import ast
+import itertools
 import subprocess
 import sys
 
@@ -44,7 +45,11 @@ def test_random_specs_generate_correct_code(spec):
     rng = np.random.default_rng(7)
     for batch in (None, 4):
         params, x, y = sample_point(module, spec, rng, batch=batch)
+        before = [{k: v.copy() for k, v in params.items()}, np.copy(x), np.copy(y)]
         value, grads = module.loss_and_grads(params, x, y)
+        # the code updates arrays in place, but only its own: the caller's are untouched
+        assert all(np.array_equal(params[k], before[0][k]) for k in params)
+        assert np.array_equal(x, before[1]) and np.array_equal(y, before[2])
         assert set(grads) == set(params) == set(module.PARAM_SHAPES)
         for name, g in grads.items():
             assert g.shape == params[name].shape == module.PARAM_SHAPES[name]
@@ -130,9 +135,74 @@ def test_code_reads_like_the_derivation():
     assert {"init_params", "forward", "loss", "loss_and_grads"} <= set(functions)
     for name in ("_forward", "loss_and_grads"):
         assert not any(isinstance(n, ast.For | ast.While) for n in ast.walk(functions[name]))
-    assert "# δ⁽¹⁾ = (W⁽²⁾ᵀ δ⁽²⁾) ⊙ relu′(z⁽¹⁾)" in src
-    assert "delta1 = (delta2 @ W2) * dact1" in src
+    assert "    # z⁽¹⁾ = W⁽¹⁾ x + b⁽¹⁾\n    z1 = x @ W1.T\n    z1 += b1\n" in src  # one array, not two
+    assert "    # relu′(z⁽¹⁾) = 1[z⁽¹⁾ > 0], entry by entry\n    dact1 = z1 > 0\n" in src  # a mask, not a copy
+    # z⁽¹⁾ is not read after relu′(z⁽¹⁾): δ⁽¹⁾ takes its memory
+    assert ("    # δ⁽¹⁾ = (W⁽²⁾ᵀ δ⁽²⁾) ⊙ relu′(z⁽¹⁾)\n    delta1 = np.matmul(delta2, W2, out=z1)"
+            "  # into z1's memory: z1 is not read again\n    delta1 *= dact1\n") in src
     assert "dW1 = delta1.T @ x" in src  # the outer products of a batch: one matmul
+
+
+def test_an_array_with_two_names_is_not_reused():
+    """An identity layer makes h⁽¹⁾ = z⁽¹⁾ one array: δ⁽¹⁾ must not overwrite it, dW⁽²⁾ still reads it."""
+    spec = spec_from_flags(4, "5:identity,3:tanh,2:sigmoid", loss="bce")
+    src = render_numpy(derive(spec))
+    assert "h1 = z1" in src and "out=z1" not in src and "out=z2" in src
+    report = check_module(load_module(src, "alias"), spec, seed=3, points=2)
+    assert report.ok, report.table()
+
+
+def _necessary_bytes(widths, batch, itemsize):
+    """What backprop has to hold at once: z and h of every hidden layer, the output layer's z, ŷ
+    and one-hot y, a boolean relu′ mask per hidden layer, and the gradients."""
+    hidden = sum(widths[1:-1])
+    params = sum(a * b + b for a, b in itertools.pairwise(widths))
+    return itemsize * (2 * batch * hidden + 3 * batch * widths[-1] + params) + batch * hidden
+
+
+def test_no_needless_temporaries():
+    """Peak memory of loss_and_grads (NumPy reports its arrays to tracemalloc) stays within what backprop
+    must hold plus one (B, width) array; the plain hand-written backprop needs more."""
+    widths, batch = [64, 128, 128, 10], 256
+    layers = ",".join(f"{w}:relu" for w in widths[1:-1]) + f",{widths[-1]}:softmax"
+    spec = spec_from_flags(widths[0], layers, loss="ce", target="index")
+    module = load_module(numpy_source(spec), "lean")
+    params = module.init_params(0)
+    rng = np.random.default_rng(0)
+    x, labels = rng.standard_normal((batch, widths[0])), rng.integers(0, widths[-1], batch)
+    bound = _necessary_bytes(widths, batch, 8) + 8 * batch * max(widths)
+    assert _peak_bytes(lambda: module.loss_and_grads(params, x, labels)) <= bound
+    assert _peak_bytes(lambda: _plain_backprop(params, x, labels)) > bound  # the bound is tight enough to tell
+
+
+def _peak_bytes(run) -> int:
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        run()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def _plain_backprop(params, x, labels):
+    """Backprop as usually written by hand, one new array per operation."""
+    n = len(params) // 2
+    acts, pre = [x], []
+    for layer in range(1, n + 1):
+        pre.append(acts[-1] @ params[f"W{layer}"].T + params[f"b{layer}"])
+        acts.append(np.maximum(pre[-1], 0))
+    e = np.exp(pre[-1] - pre[-1].max(axis=1, keepdims=True))
+    delta = e / e.sum(axis=1, keepdims=True)
+    delta[np.arange(len(labels)), labels] -= 1
+    delta = delta / len(labels)
+    grads = {}
+    for layer in range(n, 0, -1):
+        grads[f"W{layer}"], grads[f"b{layer}"] = delta.T @ acts[layer - 1], delta.sum(axis=0)
+        if layer > 1:
+            delta = (delta @ params[f"W{layer}"]) * (pre[layer - 2] > 0).astype(x.dtype)
+    return grads
 
 
 def test_generated_code_is_deterministic():

@@ -56,6 +56,15 @@ class ArrayPrinter(NumPyPrinter):
     def _print_Symbol(self, expr: sp.Symbol) -> str:
         return self.names.get(expr, expr.name)
 
+    def _print_Mul(self, expr: sp.Mul) -> str:
+        coeff, rest = expr.as_coeff_Mul()
+        factors = sp.Mul.make_args(rest)
+        sums = [f for f in factors if isinstance(f, sp.Add)]
+        if coeff == -1 and len(sums) == 1 and not self._print(-sums[0]).startswith("-"):
+            # −y·(−c + z) as y·(c − z): the minus goes into the sum, two array operations fewer.
+            return self._print(sp.Mul(*[f for f in factors if f is not sums[0]], -sums[0], evaluate=False))
+        return super()._print_Mul(expr)
+
     def _print_Heaviside(self, expr: sp.Heaviside) -> str:
         arg, h0 = expr.args
         if h0 == 0:  # a comparison is some 20 times faster than np.heaviside; cast, to keep the dtype
@@ -215,6 +224,7 @@ class Code:
     text: str
     kind: str               # ex: per-example (B, n) | sc: per-example scalar (B, 1) | W: parameter matrix
     shape: tuple[int, int]  # | p: parameter vector | num | diag | I | sum: summed over the batch
+    operands: tuple[str, str] | None = None  # a matmul's: its result is a new array, safe to update in place
 
     def wrapped(self) -> str:
         return f"({self.text})" if any(c in self.text for c in " -") and not self.text.startswith("(") else self.text
@@ -269,7 +279,7 @@ class BatchPrinter:
                 acc = self._fold(parts)
             except TypeError:
                 acc = self._fold(parts[::-1], reverse=True)
-            return Code(acc.text, acc.kind, shape)
+            return dataclasses.replace(acc, shape=shape)
         raise TypeError(f"no batched code for {type(e).__name__}")
 
     def _fold(self, parts: list[Code], reverse: bool = False) -> Code:
@@ -291,10 +301,10 @@ class BatchPrinter:
         if right.kind == "num":
             return Code(f"{left.wrapped()} * {right.wrapped()}", left.kind, left.shape)
         if left.kind == "ex" and right.kind == "W" and r == 1:          # row · W
-            return Code(f"{left.wrapped()} @ {right.text}", "ex", (1, c))
+            return Code(f"{left.wrapped()} @ {right.text}", "ex", (1, c), (left.text, right.text))
         if left.kind == "W" and right.kind == "ex" and c == 1:          # W · column = (columnᵀ Wᵀ)ᵀ
             w = left.text.removesuffix(".T") if left.text.endswith(".T") else f"{left.text}.T"
-            return Code(f"{right.wrapped()} @ {w}", "ex", (r, 1))
+            return Code(f"{right.wrapped()} @ {w}", "ex", (r, 1), (right.text, w))
         if left.kind == "ex" and right.kind == "ex" and r == 1 and c == 1:  # row · column: a scalar each
             return Code(f"np.sum({left.wrapped()} * {right.wrapped()}, axis=-1, keepdims=True)", "sc", (1, 1))
         if "sc" in (left.kind, right.kind) or "diag" in (left.kind, right.kind):
@@ -302,20 +312,49 @@ class BatchPrinter:
         raise TypeError(f"no batched product for {left.kind} · {right.kind}")
 
 
-def statement_code(s, batch: BatchPrinter) -> str:
+def statement_code(s, batch: BatchPrinter) -> list[str]:
+    """The lines of code for one statement."""
     if isinstance(s, Block) and s.kind == "weight":
         # δ aᵀ (or aᵀ δ) for each example, summed over the batch: one matmul, Δᵀ A (or Aᵀ Δ).
         first, second = (batch.code(a) for a in s.expr.args)
-        return f"{s.target} = {first.wrapped()}.T @ {second.wrapped()}"
+        return [f"{s.target} = {first.wrapped()}.T @ {second.wrapped()}"]
     if isinstance(s, Block) and s.kind == "bias":
-        return f"{s.target} = {batch.code(s.expr).wrapped()}.sum(axis=0)"
+        return [f"{s.target} = {batch.code(s.expr).wrapped()}.sum(axis=0)"]
     if isinstance(s, Block):
-        return f"{s.target} = {batch.doprint(s.expr)}"
+        return in_place(s.target, s.expr, batch, s.reuse) or [f"{s.target} = {batch.doprint(s.expr)}"]
     if isinstance(s, Elementwise):
-        return f"{s.target} = {ArrayPrinter(dict(s.args)).doprint(s.expr)}"
+        if isinstance(s.expr, sp.Heaviside) and s.expr.args[1] == 0 and s.expr.args[0] in dict(s.args):
+            # 1[z > 0] as a boolean mask: it only ever multiplies, and a mask needs no float copy.
+            return [f"{s.target} = {dict(s.args)[s.expr.args[0]]} > 0"]
+        return [f"{s.target} = {ArrayPrinter(dict(s.args)).doprint(s.expr)}"]
     if isinstance(s, Softmax):
-        return f"{s.target}, lse{s.layer} = _softmax({s.source})"
+        return [f"{s.target}, lse{s.layer} = _softmax({s.source})"]
     raise TypeError(type(s).__name__)
+
+
+def in_place(target: str, expr: sp.MatrixExpr, batch: BatchPrinter, reuse: str | None = None) -> list[str] | None:
+    """A sum or Hadamard product with a matmul among its terms, as that matmul updated in place
+    (z = x @ W.T; z += b): one array allocated instead of one per operation. None when there is none.
+    With `reuse`, the matmul writes into that array, which is not read again: no new array at all."""
+    if isinstance(expr, sp.MatAdd):
+        terms = []
+        for term in expr.args:
+            negative = isinstance(term, sp.MatMul) and term.args[0] == -1
+            terms.append(("-=" if negative else "+=", batch.code(sp.MatMul(*term.args[1:]) if negative else term)))
+    elif isinstance(expr, HadamardProduct):
+        terms = [("*=", batch.code(a)) for a in expr.args]
+    else:
+        return None
+    first = next((i for i, (op, c) in enumerate(terms) if c.operands and op != "-="), None)
+    if first is None:
+        return None
+    head = terms[first][1]
+    if reuse:
+        a, b = head.operands
+        lines = [f"{target} = np.matmul({a}, {b}, out={reuse})  # into {reuse}'s memory: {reuse} is not read again"]
+    else:
+        lines = [f"{target} = {head.text}"]
+    return lines + [f"{target} {op} {c.wrapped()}" for i, (op, c) in enumerate(terms) if i != first]
 
 
 def statement_comment(s, text: TextPrinter, display) -> str:
@@ -329,6 +368,21 @@ def statement_comment(s, text: TextPrinter, display) -> str:
         lhs, rhs = display.block(s.target), text.doprint(formula)
         return f"{lhs}, entry by entry" if lhs == rhs else f"{lhs} = {rhs}, entry by entry"
     return f"{display.block(s.target)} = {display.function(s.layer, False)}({display.block(s.source)})"
+
+
+def dot_factors(term: sp.Expr, arrays: set[sp.Symbol]) -> tuple[sp.Expr, sp.Expr] | None:
+    """a, b when the term is a·b with both factors whole (B, K) arrays: Σ a·b is then one dot product,
+    np.vdot(a, b), with no product array in between. A minus sign goes into a factor that is a sum."""
+    coeff, rest = term.as_coeff_Mul()
+    factors = list(sp.Mul.make_args(rest))
+    if len(factors) != 2 or not all(f.free_symbols & arrays for f in factors) or coeff not in (1, -1):
+        return None
+    if coeff == -1:
+        sums = [i for i, f in enumerate(factors) if isinstance(f, sp.Add)]
+        if not sums:
+            return None
+        factors[sums[0]] = -factors[sums[0]]
+    return factors[0], factors[1]
 
 
 def module_view(d: Derivation, program: Program, spec: NetworkSpec) -> dict:
@@ -346,21 +400,31 @@ def module_view(d: Derivation, program: Program, spec: NetworkSpec) -> dict:
     batch = BatchPrinter(set(params), arrays)
 
     def lines(statements):
-        return [{"comment": statement_comment(s, text, display), "code": statement_code(s, batch),
-                 "target": s.target, "scale": s.target == program.scale_delta} for s in statements]
+        out = []
+        for s in statements:
+            code = statement_code(s, batch)
+            if s.target == program.scale_delta and spec.loss.batch == "mean":
+                # A new array may be divided in place; a bare name may be another statement's array.
+                alias = len(code) == 1 and re.fullmatch(rf"{s.target} = \w+(\.T)?", code[0])
+                scale = f"{s.target} = {s.target} / x.shape[0]" if alias else f"{s.target} /= x.shape[0]"
+                code.append(f"{scale}  # the mean over the batch, applied once")
+            out.append({"comment": statement_comment(s, text, display), "code": code, "target": s.target})
+        return out
 
     loss = None
     if program.loss is not None:
         lp = ArrayPrinter(dict(program.loss.args) | {LSE: f"lse{net.depth}"})
-        loss = {"coeff": arrays.doprint(program.loss.coeff), "term": lp.doprint(program.loss.term),
-                "from_logits": program.loss.from_logits,
-                "args": sorted({name for _, name in program.loss.args if program.loss.term.has(_)})}
+        pair = dot_factors(program.loss.term, {ph for ph, _ in program.loss.args})
+        total = (f"np.vdot({lp.doprint(pair[0])}, {lp.doprint(pair[1])})" if pair
+                 else f"np.sum({lp.doprint(program.loss.term)})")
+        loss = {"coeff": arrays.doprint(program.loss.coeff), "term": lp.doprint(program.loss.term), "total": total,
+                "from_logits": program.loss.from_logits}
     component_names = {s: f"{name}[:, {i}]" for block, syms in (("yhat", net.yhat), ("y", net.y))
                        for i, s in enumerate(syms) for name in [block]}
     loss_components = ArrayPrinter(component_names).doprint(program.loss_components)
     backward = lines(program.backward)
     # Which names each function needs, so that it reads only those (no unused names).
-    used = {m for line in backward for m in re.findall(r"\b\w+\b", line["code"])}
+    used = {m for line in backward for code in line["code"] for m in re.findall(r"\b\w+\b", code)}
     defined = {line["target"] for line in backward}
     loss_used = set(re.findall(r"\b\w+\b", loss["term"] if loss else loss_components))
     softmax_lse = [f"lse{s.layer}" for s in program.forward if isinstance(s, Softmax)]

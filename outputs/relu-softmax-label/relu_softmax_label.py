@@ -52,7 +52,8 @@ def _targets(y, x):
     labels = np.asarray(y).reshape(-1)
     if labels.shape[0] != x.shape[0] or labels.dtype.kind not in "iu":
         raise ValueError(f"y must be {x.shape[0]} integer class label(s) in [0, {OUTPUT_WIDTH})")
-    if labels.size and (labels.min() < 0 or labels.max() >= OUTPUT_WIDTH):
+    # Read as unsigned, a negative label is huge: one comparison checks both ends.
+    if labels.size and labels.astype(np.uint64).max() >= OUTPUT_WIDTH:
         raise ValueError(f"class labels must lie in [0, {OUTPUT_WIDTH})")
     onehot = np.zeros((x.shape[0], OUTPUT_WIDTH), dtype=x.dtype)
     onehot[np.arange(x.shape[0]), labels] = 1
@@ -63,9 +64,11 @@ def _softmax(z):
     """softmax(z) by rows, and log Σ_j e^(z_j) (for the loss), both shifted by the row maximum:
     the shift changes nothing mathematically and keeps exp from overflowing."""
     m = z.max(axis=-1, keepdims=True)
-    e = np.exp(z - m)
+    e = z - m
+    np.exp(e, out=e)
     s = e.sum(axis=-1, keepdims=True)
-    return e / s, m + np.log(s)
+    e /= s
+    return e, m + np.log(s)
 
 
 def _forward(params, x):
@@ -106,7 +109,7 @@ def forward(params, x):
 def _total_loss(y, z3, lse3):
     """The loss summed over the examples of the batch."""
     # Written in the pre-activations z3, so that no log of 0 can occur.
-    return float(np.sum(-y*(-lse3 + z3)))
+    return float(np.vdot(y, lse3 - z3))
 
 
 def loss(params, x, y):
@@ -152,7 +155,7 @@ def _single(params, x, y):
     yhat_2 = e_2 / s
     yhat_3 = e_3 / s
     lse3 = m + float(np.log(s))
-    value = -y_1*(-lse3 + z3_1) - y_2*(-lse3 + z3_2) - y_3*(-lse3 + z3_3)
+    value = y_1*(lse3 - z3_1) + y_2*(lse3 - z3_2) + y_3*(lse3 - z3_3)
     # The same δ and gradient equations as loss_and_grads below, written out per unit.
     dact1_1 = (1.0 if z1_1 > 0 else 0.0)
     dact1_2 = (1.0 if z1_2 > 0 else 0.0)
@@ -212,15 +215,17 @@ def loss_and_grads(params, x, y):
     W3 = params["W3"]
     # δ⁽ᵒ⁾ = ô − y
     delta3 = yhat - y
-    delta3 = delta3 / x.shape[0]  # the mean over the batch, applied once
+    delta3 /= x.shape[0]  # the mean over the batch, applied once
     # 1[z⁽²⁾ > 0], entry by entry
-    dact2 = (z2 > 0).astype(z2.dtype)
+    dact2 = z2 > 0
     # δ⁽²⁾ = (W⁽ᵒ⁾ᵀ δ⁽ᵒ⁾) ⊙ 1[z⁽²⁾ > 0]
-    delta2 = (delta3 @ W3) * dact2
+    delta2 = np.matmul(delta3, W3, out=z2)  # into z2's memory: z2 is not read again
+    delta2 *= dact2
     # 1[z⁽¹⁾ > 0], entry by entry
-    dact1 = (z1 > 0).astype(z1.dtype)
+    dact1 = z1 > 0
     # δ⁽¹⁾ = (W⁽²⁾ᵀ δ⁽²⁾) ⊙ 1[z⁽¹⁾ > 0]
-    delta1 = (delta2 @ W2) * dact1
+    delta1 = np.matmul(delta2, W2, out=z1)  # into z1's memory: z1 is not read again
+    delta1 *= dact1
     # ∂L/∂W⁽¹⁾ = δ⁽¹⁾ xᵀ, summed over the batch
     dW1 = delta1.T @ x
     # ∂L/∂W⁽²⁾ = δ⁽²⁾ h⁽¹⁾ᵀ, summed over the batch

@@ -66,11 +66,13 @@ def _forward(params, x):
     W2 = params["W2"]
     b2 = params["b2"]
     # s⁽¹⁾ = W⁽¹⁾ x + b⁽¹⁾
-    z1 = x @ W1.T + b1
+    z1 = x @ W1.T
+    z1 += b1
     # z⁽¹⁾ = max(0, s⁽¹⁾), entry by entry
     h1 = np.maximum(z1, 0)
     # s⁽²⁾ = W⁽²⁾ z⁽¹⁾ + b⁽²⁾
-    z2 = h1 @ W2.T + b2
+    z2 = h1 @ W2.T
+    z2 += b2
     # ŷ = s⁽²⁾, entry by entry
     yhat = z2
     return {
@@ -183,11 +185,12 @@ def loss_and_grads(params, x, y):
     W2 = params["W2"]
     # δ⁽²⁾ = 2 (ŷ − y)
     delta2 = 2 * (yhat - y)
-    delta2 = delta2 / x.shape[0]  # the mean over the batch, applied once
+    delta2 /= x.shape[0]  # the mean over the batch, applied once
     # max(0, sign(s⁽¹⁾)), entry by entry
-    dact1 = (z1 > 0).astype(z1.dtype)
+    dact1 = z1 > 0
     # δ⁽¹⁾ = (W⁽²⁾ᵀ δ⁽²⁾) ⊙ max(0, sign(s⁽¹⁾))
-    delta1 = (delta2 @ W2) * dact1
+    delta1 = np.matmul(delta2, W2, out=z1)  # into z1's memory: z1 is not read again
+    delta1 *= dact1
     # ∂L/∂W⁽¹⁾ = δ⁽¹⁾ xᵀ, summed over the batch
     dW1 = delta1.T @ x
     # ∂L/∂b⁽¹⁾ = δ⁽¹⁾, summed over the batch

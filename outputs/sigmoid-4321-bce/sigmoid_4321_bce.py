@@ -72,15 +72,18 @@ def _forward(params, x):
     W3 = params["W3"]
     b3 = params["b3"]
     # z^[1] = x W^[1] + b^[1]
-    z1 = x @ W1 + b1
+    z1 = x @ W1
+    z1 += b1
     # a^[1] = 1/(1 + exp(-z^[1])), entry by entry
     h1 = np.exp(-np.logaddexp(0, -z1))
     # z^[2] = a^[1] W^[2] + b^[2]
-    z2 = h1 @ W2 + b2
+    z2 = h1 @ W2
+    z2 += b2
     # a^[2] = 1/(1 + exp(-z^[2])), entry by entry
     h2 = np.exp(-np.logaddexp(0, -z2))
     # z^[3] = a^[2] W^[3] + b^[3]
-    z3 = h2 @ W3 + b3
+    z3 = h2 @ W3
+    z3 += b3
     # a = 1/(1 + exp(-z^[3])), entry by entry
     yhat = np.exp(-np.logaddexp(0, -z3))
     return {
@@ -208,7 +211,9 @@ def loss_and_grads(params, x, y):
     x, _ = _inputs(x)
     y = _targets(y, x)
     values = _forward(params, x)
+    z1 = values["z1"]
     h1 = values["h1"]
+    z2 = values["z2"]
     h2 = values["h2"]
     yhat = values["yhat"]
     value = _total_loss(y, values["z3"]) / x.shape[0]
@@ -216,15 +221,17 @@ def loss_and_grads(params, x, y):
     W3 = params["W3"]
     # g^[3 z] = a − y
     delta3 = yhat - y
-    delta3 = delta3 / x.shape[0]  # the mean over the batch, applied once
+    delta3 /= x.shape[0]  # the mean over the batch, applied once
     # σ′(z^[2]) = a^[2]·(1 − a^[2]), entry by entry
     dact2 = h2*(1 - h2)
     # g^[2 z] = (g^[3 z] W^[3]ᵀ) ⊙ σ′(z^[2])
-    delta2 = (delta3 @ W3.T) * dact2
+    delta2 = np.matmul(delta3, W3.T, out=z2)  # into z2's memory: z2 is not read again
+    delta2 *= dact2
     # σ′(z^[1]) = a^[1]·(1 − a^[1]), entry by entry
     dact1 = h1*(1 - h1)
     # g^[1 z] = (g^[2 z] W^[2]ᵀ) ⊙ σ′(z^[1])
-    delta1 = (delta2 @ W2.T) * dact1
+    delta1 = np.matmul(delta2, W2.T, out=z1)  # into z1's memory: z1 is not read again
+    delta1 *= dact1
     # g^[1 W] = xᵀ g^[1 z], summed over the batch
     dW1 = x.T @ delta1
     # g^[1 b] = g^[1 z], summed over the batch

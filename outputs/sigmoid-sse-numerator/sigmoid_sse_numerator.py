@@ -66,11 +66,13 @@ def _forward(params, x):
     W2 = params["W2"]
     b2 = params["b2"]
     # s⁽¹⁾ = W⁽¹⁾ x + b⁽¹⁾
-    z1 = x @ W1.T + b1
+    z1 = x @ W1.T
+    z1 += b1
     # z⁽¹⁾ = 1/(1 + exp(-s⁽¹⁾)), entry by entry
     h1 = np.exp(-np.logaddexp(0, -z1))
     # s⁽²⁾ = W⁽²⁾ z⁽¹⁾ + b⁽²⁾
-    z2 = h1 @ W2.T + b2
+    z2 = h1 @ W2.T
+    z2 += b2
     # ŷ = s⁽²⁾, entry by entry
     yhat = z2
     return {
@@ -176,17 +178,19 @@ def loss_and_grads(params, x, y):
     x, _ = _inputs(x)
     y = _targets(y, x)
     values = _forward(params, x)
+    z1 = values["z1"]
     h1 = values["h1"]
     yhat = values["yhat"]
     value = _total_loss(y, values["yhat"]) / x.shape[0]
     W2 = params["W2"]
     # δ⁽²⁾ = 2 (ŷ − y)
     delta2 = 2 * (yhat - y)
-    delta2 = delta2 / x.shape[0]  # the mean over the batch, applied once
+    delta2 /= x.shape[0]  # the mean over the batch, applied once
     # σ′(s⁽¹⁾) = z⁽¹⁾·(1 − z⁽¹⁾), entry by entry
     dact1 = h1*(1 - h1)
     # δ⁽¹⁾ = (W⁽²⁾ᵀ δ⁽²⁾) ⊙ σ′(s⁽¹⁾)
-    delta1 = (delta2 @ W2) * dact1
+    delta1 = np.matmul(delta2, W2, out=z1)  # into z1's memory: z1 is not read again
+    delta1 *= dact1
     # ∂L/∂W⁽¹⁾ = δ⁽¹⁾ xᵀ, summed over the batch
     dW1 = delta1.T @ x
     # ∂L/∂b⁽¹⁾ = δ⁽¹⁾, summed over the batch

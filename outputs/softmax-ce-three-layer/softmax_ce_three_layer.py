@@ -67,9 +67,11 @@ def _softmax(z):
     """softmax(z) by rows, and log Σ_j e^(z_j) (for the loss), both shifted by the row maximum:
     the shift changes nothing mathematically and keeps exp from overflowing."""
     m = z.max(axis=-1, keepdims=True)
-    e = np.exp(z - m)
+    e = z - m
+    np.exp(e, out=e)
     s = e.sum(axis=-1, keepdims=True)
-    return e / s, m + np.log(s)
+    e /= s
+    return e, m + np.log(s)
 
 
 def _forward(params, x):
@@ -81,15 +83,18 @@ def _forward(params, x):
     W3 = params["W3"]
     b3 = params["b3"]
     # a₁ = W₁ x + b₁
-    z1 = x @ W1.T + b1
+    z1 = x @ W1.T
+    z1 += b1
     # h₁ = 1/(1 + exp(-a₁)), entry by entry
     h1 = np.exp(-np.logaddexp(0, -z1))
     # a₂ = W₂ h₁ + b₂
-    z2 = h1 @ W2.T + b2
+    z2 = h1 @ W2.T
+    z2 += b2
     # h₂ = 1/(1 + exp(-a₂)), entry by entry
     h2 = np.exp(-np.logaddexp(0, -z2))
     # a₃ = W₃ h₂ + b₃
-    z3 = h2 @ W3.T + b3
+    z3 = h2 @ W3.T
+    z3 += b3
     # ŷ = softmax(a₃)
     yhat, lse3 = _softmax(z3)
     return {
@@ -113,7 +118,7 @@ def forward(params, x):
 def _total_loss(y, z3, lse3):
     """The loss summed over the examples of the batch."""
     # Written in the pre-activations z3, so that no log of 0 can occur.
-    return float(np.sum(-y*(-lse3 + z3)))
+    return float(np.vdot(y, lse3 - z3))
 
 
 def loss(params, x, y):
@@ -161,7 +166,7 @@ def _single(params, x, y):
     yhat_2 = e_2 / s
     yhat_3 = e_3 / s
     lse3 = m + float(np.log(s))
-    value = -y_1*(-lse3 + z3_1) - y_2*(-lse3 + z3_2) - y_3*(-lse3 + z3_3)
+    value = y_1*(lse3 - z3_1) + y_2*(lse3 - z3_2) + y_3*(lse3 - z3_3)
     # The same δ and gradient equations as loss_and_grads below, written out per unit.
     dact1_1 = h1_1*(1 - h1_1)
     dact1_2 = h1_2*(1 - h1_2)
@@ -240,7 +245,9 @@ def loss_and_grads(params, x, y):
     x, _ = _inputs(x)
     y = _targets(y, x)
     values = _forward(params, x)
+    z1 = values["z1"]
     h1 = values["h1"]
+    z2 = values["z2"]
     h2 = values["h2"]
     yhat = values["yhat"]
     value = _total_loss(y, values["z3"], values["lse3"]) / x.shape[0]
@@ -248,15 +255,17 @@ def loss_and_grads(params, x, y):
     W3 = params["W3"]
     # ∇_a₃ L = ŷ − y
     delta3 = yhat - y
-    delta3 = delta3 / x.shape[0]  # the mean over the batch, applied once
+    delta3 /= x.shape[0]  # the mean over the batch, applied once
     # σ′(a₂) = h₂·(1 − h₂), entry by entry
     dact2 = h2*(1 - h2)
     # ∇_a₂ L = (W₃ᵀ ∇_a₃ L) ⊙ σ′(a₂)
-    delta2 = (delta3 @ W3) * dact2
+    delta2 = np.matmul(delta3, W3, out=z2)  # into z2's memory: z2 is not read again
+    delta2 *= dact2
     # σ′(a₁) = h₁·(1 − h₁), entry by entry
     dact1 = h1*(1 - h1)
     # ∇_a₁ L = (W₂ᵀ ∇_a₂ L) ⊙ σ′(a₁)
-    delta1 = (delta2 @ W2) * dact1
+    delta1 = np.matmul(delta2, W2, out=z1)  # into z1's memory: z1 is not read again
+    delta1 *= dact1
     # ∇_W₁ L = ∇_a₁ L xᵀ, summed over the batch
     dW1 = delta1.T @ x
     # ∇_b₁ L = ∇_a₁ L, summed over the batch

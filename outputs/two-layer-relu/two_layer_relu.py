@@ -66,11 +66,13 @@ def _forward(params, x):
     W2 = params["W2"]
     b2 = params["b2"]
     # z⁽¹⁾ = W⁽¹⁾ x + b⁽¹⁾
-    z1 = x @ W1.T + b1
+    z1 = x @ W1.T
+    z1 += b1
     # h⁽¹⁾ = max(0, z⁽¹⁾), entry by entry
     h1 = np.maximum(z1, 0)
     # z⁽²⁾ = W⁽²⁾ h⁽¹⁾ + b⁽²⁾
-    z2 = h1 @ W2.T + b2
+    z2 = h1 @ W2.T
+    z2 += b2
     # ŷ = z⁽²⁾, entry by entry
     yhat = z2
     return {
@@ -164,11 +166,12 @@ def loss_and_grads(params, x, y):
     W2 = params["W2"]
     # δ⁽²⁾ = ŷ − y
     delta2 = yhat - y
-    delta2 = delta2 / x.shape[0]  # the mean over the batch, applied once
+    delta2 /= x.shape[0]  # the mean over the batch, applied once
     # relu′(z⁽¹⁾) = 1[z⁽¹⁾ > 0], entry by entry
-    dact1 = (z1 > 0).astype(z1.dtype)
+    dact1 = z1 > 0
     # δ⁽¹⁾ = (W⁽²⁾ᵀ δ⁽²⁾) ⊙ relu′(z⁽¹⁾)
-    delta1 = (delta2 @ W2) * dact1
+    delta1 = np.matmul(delta2, W2, out=z1)  # into z1's memory: z1 is not read again
+    delta1 *= dact1
     # ∂L/∂W⁽¹⁾ = δ⁽¹⁾ xᵀ, summed over the batch
     dW1 = delta1.T @ x
     # ∂L/∂b⁽¹⁾ = δ⁽¹⁾, summed over the batch
