@@ -61,6 +61,7 @@ class LossSum:
     args: tuple[tuple[sp.Symbol, str], ...]
     lse_of: str | None
     from_logits: bool
+    factors: tuple[sp.Expr, sp.Expr] | None = None  # term = a·b, both whole arrays: the sum is a dot product
 
 
 @dataclass(frozen=True)
@@ -143,7 +144,23 @@ def _loss_sum(d: Derivation) -> LossSum | None:
     if f is None:
         return None
     lse_of = src if f.has(LSE) else None
-    return LossSum(coeff, f, ((U, src), (V, "y")), lse_of, from_logits)
+    return LossSum(coeff, f, ((U, src), (V, "y")), lse_of, from_logits, dot_factors(f, {U, V}))
+
+
+def dot_factors(term: sp.Expr, arrays: set[sp.Symbol]) -> tuple[sp.Expr, sp.Expr] | None:
+    """a, b when the term is a·b with both factors whole (B, K) arrays: Σ a·b is then one dot product,
+    with no product array in between. A minus sign goes into a factor that is a sum."""
+    coeff, rest = term.as_coeff_Mul()
+    factors = list(sp.Mul.make_args(rest))
+    if len(factors) != 2 or not all(f.free_symbols & arrays for f in factors) or coeff not in (1, -1):
+        return None
+    if coeff == -1:
+        sums = [i for i, f in enumerate(factors) if isinstance(f, sp.Add)]
+        if not sums:
+            return None
+        factors[sums[0]] = -factors[sums[0]]
+    assert sp.expand(factors[0] * factors[1] - term) == 0
+    return factors[0], factors[1]
 
 
 def build_program(d: Derivation) -> Program:

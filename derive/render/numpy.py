@@ -370,21 +370,6 @@ def statement_comment(s, text: TextPrinter, display) -> str:
     return f"{display.block(s.target)} = {display.function(s.layer, False)}({display.block(s.source)})"
 
 
-def dot_factors(term: sp.Expr, arrays: set[sp.Symbol]) -> tuple[sp.Expr, sp.Expr] | None:
-    """a, b when the term is a·b with both factors whole (B, K) arrays: Σ a·b is then one dot product,
-    np.vdot(a, b), with no product array in between. A minus sign goes into a factor that is a sum."""
-    coeff, rest = term.as_coeff_Mul()
-    factors = list(sp.Mul.make_args(rest))
-    if len(factors) != 2 or not all(f.free_symbols & arrays for f in factors) or coeff not in (1, -1):
-        return None
-    if coeff == -1:
-        sums = [i for i, f in enumerate(factors) if isinstance(f, sp.Add)]
-        if not sums:
-            return None
-        factors[sums[0]] = -factors[sums[0]]
-    return factors[0], factors[1]
-
-
 def module_view(d: Derivation, program: Program, spec: NetworkSpec) -> dict:
     """`spec` gives the sizes; `d` may be the derivation of the same network at smaller sizes."""
     net = d.network
@@ -414,7 +399,7 @@ def module_view(d: Derivation, program: Program, spec: NetworkSpec) -> dict:
     loss = None
     if program.loss is not None:
         lp = ArrayPrinter(dict(program.loss.args) | {LSE: f"lse{net.depth}"})
-        pair = dot_factors(program.loss.term, {ph for ph, _ in program.loss.args})
+        pair = program.loss.factors
         total = (f"np.vdot({lp.doprint(pair[0])}, {lp.doprint(pair[1])})" if pair
                  else f"np.sum({lp.doprint(program.loss.term)})")
         loss = {"coeff": arrays.doprint(program.loss.coeff), "term": lp.doprint(program.loss.term), "total": total,
