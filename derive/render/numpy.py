@@ -30,7 +30,7 @@ from derive.program import (
     wants_scalar,
 )
 from derive.render.environment import text_environment
-from derive.render.printers import TextPrinter
+from derive.render.printers import TextPrinter, signed_terms
 from derive.render.view import CONVENTION_TEXT, display_for
 from derive.spec import NetworkSpec
 
@@ -264,9 +264,8 @@ class BatchPrinter:
             return Code(" * ".join(p.wrapped() for p in parts), "ex", shape)
         if isinstance(e, sp.MatAdd):
             out = ""
-            for i, term in enumerate(e.args):
-                negative = isinstance(term, sp.MatMul) and term.args[0] == -1
-                c = self.code(sp.MatMul(*term.args[1:]) if negative else term)
+            for i, (negative, term) in enumerate(signed_terms(e)):
+                c = self.code(term)
                 text = c.wrapped() if negative else c.text
                 out += (" - " if i else "-") + text if negative else (" + " if i else "") + text
             return Code(out, "ex", shape)
@@ -337,10 +336,7 @@ def in_place(target: str, expr: sp.MatrixExpr, batch: BatchPrinter, reuse: str |
     (z = x @ W.T; z += b): one array allocated instead of one per operation. None when there is none.
     With `reuse`, the matmul writes into that array, which is not read again: no new array at all."""
     if isinstance(expr, sp.MatAdd):
-        terms = []
-        for term in expr.args:
-            negative = isinstance(term, sp.MatMul) and term.args[0] == -1
-            terms.append(("-=" if negative else "+=", batch.code(sp.MatMul(*term.args[1:]) if negative else term)))
+        terms = [("-=" if negative else "+=", batch.code(term)) for negative, term in signed_terms(expr)]
     elif isinstance(expr, HadamardProduct):
         terms = [("*=", batch.code(a)) for a in expr.args]
     else:

@@ -24,6 +24,15 @@ def _index_text(index: sp.Basic) -> str:
     return "k" if isinstance(index, sp.Dummy) else str(index)
 
 
+def signed_terms(expr: sp.MatAdd) -> list[tuple[bool, sp.MatrixExpr]]:
+    """The terms of a block sum as (negative, term without its −1): a − b is written with a minus."""
+    out = []
+    for term in expr.args:
+        negative = isinstance(term, sp.MatMul) and term.args[0] == -1
+        out.append((negative, sp.MatMul(*term.args[1:]) if negative else term))
+    return out
+
+
 class _Entries:
     """Entry (i, j) of a block, as the general entry of an elided matrix is written."""
 
@@ -102,11 +111,7 @@ class TextPrinter(_Entries, StrPrinter):
         return " ".join(parts)
 
     def _print_MatAdd(self, expr: sp.MatAdd) -> str:
-        out = []
-        for term in expr.args:
-            negative = isinstance(term, sp.MatMul) and term.args[0] == -1
-            text = self._print(sp.MatMul(*term.args[1:]) if negative else term)
-            out.append(("−" if negative else "+", text))
+        out = [("−" if negative else "+", self._print(term)) for negative, term in signed_terms(expr)]
         first_sign, first = out[0]
         head = f"−{first}" if first_sign == "−" else first
         return " ".join([head] + [f"{sign} {text}" for sign, text in out[1:]])
