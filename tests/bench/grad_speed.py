@@ -1,11 +1,17 @@
 """Gradient speed: the generated module against PyTorch eager, jax.jit (when installed) and a plain
 hand-written NumPy backprop, all in this process, interleaved, medians and ratios printed.
 
-Run by hand: python3 tests/bench/grad_speed.py [--rounds N]. ReLU hidden layers, softmax
-cross-entropy on class labels, mean over the batch; float32 and float64. The machine's speed drifts
-over minutes, so compare the ratios of one run, not absolute times across runs. For the same reason
-the NumPy matmul peak (a 1024³ product) is timed in every round alongside the implementations, and
-"% peak" is against its median there; the best burst measured up front is printed for reference.
+Run by hand: python3 tests/bench/grad_speed.py [--rounds N] [--config K ...] [--dtype D ...]. ReLU
+hidden layers, softmax cross-entropy on class labels, mean over the batch; float32 and float64.
+
+The machine's speed drifts over minutes and switches between fast and slow phases lasting from
+milliseconds to about a second, by up to 1.8× (seen here on a 2-vCPU VM, even pinned to one core).
+So each round times every implementation once, in an order rotated from round to round (no one always
+follows the 1024³ product or the frameworks' thread pools), and a ratio is the median over rounds of
+the two times taken in the same round (paired), beside the ratio of the plain medians. The NumPy matmul
+peak (a 1024³ product) is timed in every round too, and "% peak" is given both ways; the best burst
+measured up front is printed for reference. Compare the ratios of one run, not absolute times across
+runs.
 """
 
 from __future__ import annotations
@@ -148,7 +154,10 @@ def flops(batch: int, widths: list[int]) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--rounds", type=int, default=25)
+    parser.add_argument("--config", type=int, nargs="+", choices=range(len(CONFIGS)), default=range(len(CONFIGS)),
+                        help="which configs to run, by position (0 is the smallest)")
+    parser.add_argument("--dtype", choices=["float32", "float64"], nargs="+", default=["float32", "float64"])
     args = parser.parse_args()
     try:
         import torch
@@ -156,13 +165,14 @@ def main() -> None:
         torch.set_num_threads(max(1, torch.get_num_threads()))
     except ImportError:
         torch = None
-    for dtype in (np.float32, np.float64):
+    for dtype in map(np.dtype, args.dtype):
         burst = matmul_peak(dtype)
-        print(f"\n{np.dtype(dtype).name}: NumPy matmul 1024³, best burst {burst:.1f} GFLOP/s; "
-              f"% peak is against its median in the same rounds (printed per config)")
-        print(f"{'batch':>5} {'widths':<22} {'impl':<12} {'median µs':>11} {'× generated':>11} {'GFLOP/s':>8} "
-              f"{'% peak':>7}")
-        for batch, widths in CONFIGS:
+        print(f"\n{dtype.name}: NumPy matmul 1024³, best burst {burst:.1f} GFLOP/s; "
+              f"% peak is against the 1024³ product timed in the same rounds")
+        print(f"{'batch':>5} {'widths':<22} {'impl':<12} {'median µs':>11} {'× gen':>8} {'× gen':>8} "
+              f"{'GFLOP/s':>8} {'% peak':>8} {'% peak':>8}")
+        print(f"{'':>53} {'paired':>8} {'medians':>8} {'':>8} {'paired':>8} {'medians':>8}")
+        for batch, widths in (CONFIGS[k] for k in args.config):
             rng = np.random.default_rng(0)
             params = {}
             for layer, (a, b) in enumerate(itertools.pairwise(widths), start=1):
@@ -183,17 +193,23 @@ def main() -> None:
             hand = handwritten(params, x, labels)[1]
             assert all(np.allclose(ref[k], hand[k], rtol=1e-3, atol=1e-5) for k in hand), "implementations disagree"
             impls["matmul 1024³"] = (np.matmul, peak_operands(dtype))
-            samples: dict[str, list[float]] = {name: [] for name in impls}
-            for _ in range(args.rounds):  # interleaved: each round times every implementation once
-                for name, (fn, fargs) in impls.items():
+            names = list(impls)
+            samples: dict[str, list[float]] = {name: [] for name in names}
+            for r in range(args.rounds):
+                for name in names[r % len(names):] + names[: r % len(names)]:
+                    fn, fargs = impls[name]
                     samples[name].append(per_call(fn, fargs))
-            base = statistics.median(samples["generated"])
-            peak = 2 * PEAK_N**3 / statistics.median(samples["matmul 1024³"]) / 1e9
+            gen = samples["generated"]
+            peak_rates = [2 * PEAK_N**3 / t / 1e9 for t in samples["matmul 1024³"]]
             for name, times in samples.items():
+                work = 2 * PEAK_N**3 if name == "matmul 1024³" else flops(batch, widths)
                 t = statistics.median(times)
-                rate = (2 * PEAK_N**3 if name == "matmul 1024³" else flops(batch, widths)) / t / 1e9
-                print(f"{batch:>5} {widths!s:<22} {name:<12} {t * 1e6:>11.1f} {t / base:>11.2f} {rate:>8.2f} "
-                      f"{100 * rate / peak:>6.1f}%", flush=True)
+                paired = statistics.median(a / g for a, g in zip(times, gen))
+                share = statistics.median(work / a / 1e9 / p for a, p in zip(times, peak_rates))
+                rate = work / t / 1e9
+                print(f"{batch:>5} {widths!s:<22} {name:<12} {t * 1e6:>11.1f} {paired:>8.2f} "
+                      f"{t / statistics.median(gen):>8.2f} {rate:>8.2f} {100 * share:>7.1f}% "
+                      f"{100 * rate / statistics.median(peak_rates):>7.1f}%", flush=True)
 
 
 if __name__ == "__main__":
