@@ -173,9 +173,12 @@ ALLOWED_FUNCTIONS: dict[str, object] = {
     "exp": sp.exp, "log": sp.log, "sqrt": sp.sqrt, "tanh": sp.tanh, "sinh": sp.sinh,
     "cosh": sp.cosh, "sin": sp.sin, "cos": sp.cos, "atan": sp.atan,
     "Abs": sp.Abs, "abs": sp.Abs, "Max": sp.Max, "Min": sp.Min, "max": sp.Max, "min": sp.Min,
-    "Heaviside": sp.Heaviside, "pi": sp.pi, "E": sp.E,
+    "Heaviside": sp.Heaviside, "Piecewise": sp.Piecewise, "pi": sp.pi, "E": sp.E,
 }
-_ALLOWED_OPERATORS = {"+", "-", "*", "/", "**", "(", ")", ",", "."}
+# Comparisons and True only make sense as Piecewise conditions; anything else using them is not an
+# expression and is refused after parsing.
+_ALLOWED_NAMES = {"z", "True", *ALLOWED_FUNCTIONS}
+_ALLOWED_OPERATORS = {"+", "-", "*", "/", "**", "(", ")", ",", ".", "<", ">", "<=", ">="}
 
 
 def parse_user_activation(text: str) -> Activation:
@@ -185,7 +188,7 @@ def parse_user_activation(text: str) -> Activation:
     except (tokenize.TokenError, IndentationError, SyntaxError):
         raise DeriveError(f"activation expression {text!r} does not parse") from None
     for tok in tokens:
-        if tok.type == tokenize.NAME and tok.string != "z" and tok.string not in ALLOWED_FUNCTIONS:
+        if tok.type == tokenize.NAME and tok.string not in _ALLOWED_NAMES:
             allowed = ", ".join(sorted(ALLOWED_FUNCTIONS))
             raise DeriveError(
                 f"activation expression {text!r} uses {tok.string!r}; only z and {allowed} are allowed"
@@ -206,6 +209,9 @@ def parse_user_activation(text: str) -> Activation:
         raise DeriveError(f"activation expression {text!r} does not parse") from None
     if not isinstance(expr, sp.Expr) or expr.free_symbols != {Z}:
         raise DeriveError(f"activation expression {text!r} must be an expression in z")
+    if any(piece.args[-1].cond != sp.true for piece in expr.atoms(sp.Piecewise)):
+        raise DeriveError(f"activation expression {text!r}: a Piecewise needs a last branch (…, True), "
+                          "so that it is defined for every z")
     expr = sp.nsimplify(expr, rational=True) if expr.has(sp.Float) else expr
     return Activation("custom", f"user-defined, {expr}", expr, source=text)
 

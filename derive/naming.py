@@ -7,7 +7,12 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from derive.activations import Activation
 
 
 def component(block: str, i: int) -> str:
@@ -100,6 +105,27 @@ def letter_latex(letter: str, bold: bool = False) -> str:
     elif bold:
         base = rf"\mathbf{{{base}}}"
     return rf"\hat{{{base}}}" if hat else base
+
+
+# User formulas are written f, g, φ, ψ, χ in order of first appearance, skipping letters the notation
+# already uses: two different formulas never share a name, and a formula used twice keeps one.
+_USER_FUNCTION_NAMES = ("f", "g", "φ", "ψ", "χ")
+
+
+def function_names(activations: Sequence[Activation], taken: Collection[str] = ()) -> tuple[str, ...]:
+    """Per layer, the name its activation is written with: σ, relu, tanh, … or a letter for a user formula."""
+    free = [name for name in _USER_FUNCTION_NAMES if name not in taken]
+    user: dict[object, str] = {}
+    out = []
+    for act in activations:
+        if act.name != "custom":
+            out.append(act.symbol)
+            continue
+        if act.formula not in user:
+            k = len(user)
+            user[act.formula] = free[k] if k < len(free) else f"f{k + 1}"
+        out.append(user[act.formula])
+    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -204,7 +230,7 @@ class Display:
         f = self.functions[l - 1]
         if not latex:
             return f
-        return {"σ": r"\sigma", "φ": r"\varphi", "σ_l": r"\sigma_l"}.get(
+        return {"σ": r"\sigma", "φ": r"\varphi", "ψ": r"\psi", "χ": r"\chi", "σ_l": r"\sigma_l"}.get(
             f, rf"\operatorname{{{f}}}" if len(f) > 1 else f)
 
     def jacobian(self, of: str, wrt: str, latex: bool = False) -> str:

@@ -366,12 +366,23 @@ def load_spec(source: str) -> NetworkSpec:
     raise DeriveError(f"no such file or preset; presets: {', '.join(preset_names())}", source)
 
 
+def _top_level_items(text: str) -> list[str]:
+    """Split at commas outside parentheses, so that `2:Max(z, z/4),1:identity` is two layers."""
+    items, depth, start = [], 0, 0
+    for i, char in enumerate(text):
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            items.append(text[start:i])
+            start = i + 1
+    return [*items, text[start:]]
+
+
 def spec_from_flags(input_width: int | None, layers: str | None, **options: Any) -> NetworkSpec:
     """`--input 2 --layers 2:relu,1:identity --loss half_sse`, checked by the same code as files."""
     if input_width is None or not layers:
         raise DeriveError("give a SPEC (preset or file), or both --input and --layers", "command line")
     table: list[dict[str, Any]] = []
-    for i, item in enumerate(layers.split(","), start=1):
+    for i, item in enumerate(_top_level_items(layers), start=1):
         units, _, activation = item.strip().partition(":")
         try:
             width = int(units)

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from derive.spec import NetworkSpec, spec_from_dict
 
 HIDDEN = ["identity", "relu", "leaky_relu", "sigmoid", "tanh", "softplus", "z/(1 + exp(-z))", "softmax"]
-USER = ["z/(1 + exp(-z))", "log(1 + exp(z)) - log(2)", "z**3/3 + z", "Max(z, z/4)"]
+USER = ["z/(1 + exp(-z))", "log(1 + exp(z)) - log(2)", "z**3/3 + z", "Max(z, z/4)",
+        "Piecewise((z, z > 0), (exp(z) - 1, True))", "Piecewise((z, z > 0), (z/4, z < 0), (0, True))"]
 KINKED = ("relu", "leaky_relu")
 
 

@@ -54,6 +54,20 @@ def test_user_expression_is_parsed_and_differentiated():
     assert sp.simplify(act.derivative - sp.diff(Z / (1 + sp.exp(-Z)), Z)) == 0
 
 
+def test_user_piecewise_is_parsed_and_differentiated():
+    act = parse_user_activation("Piecewise((z, z > 0), (exp(z) - 1, True))")  # ELU
+    assert act.kinked
+    assert act.formula.subs(Z, 2) == 2 and act.formula.subs(Z, -1) == sp.exp(-1) - 1
+    assert act.derivative.subs(Z, 2) == 1 and act.derivative.subs(Z, -1) == sp.exp(-1)
+    three = parse_user_activation("Piecewise((1, z >= 1), (-1, z <= -1), (z, True))")  # hard tanh
+    assert [three.derivative.subs(Z, v) for v in (2, 0, -2)] == [0, 1, 0]
+
+
+def test_a_piecewise_must_cover_every_z():
+    with pytest.raises(DeriveError, match="last branch"):
+        parse_user_activation("Piecewise((z, z > 0))")
+
+
 def test_user_float_constants_become_exact():
     act = parse_user_activation("0.5*z")
     assert act.formula == Z / 2
@@ -61,7 +75,8 @@ def test_user_float_constants_become_exact():
 
 @pytest.mark.parametrize("text", [
     "__import__('os').system('true')", "z.__class__", "exp(y)", "open('x')", "z +", "lambda: z", "z[0]",
-    "3", "z; z", "z if z else 1", "eval('z')", "Symbol('q')",
+    "3", "z; z", "z if z else 1", "eval('z')", "Symbol('q')", "z > 0", "True", "z*True", "z == 1",
+    "Max(z > 0, 1)", "(z > 0) & (z < 1)",
 ])
 def test_unsafe_or_malformed_expressions_are_rejected(text):
     with pytest.raises(DeriveError):

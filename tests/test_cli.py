@@ -37,6 +37,16 @@ def test_show_row_convention_and_user_activation(capsys):
     assert "f′(z)" in out and "(δ⁽²⁾ W⁽²⁾ᵀ) ⊙ f′(z⁽¹⁾)" in out
 
 
+def test_layers_flag_splits_only_at_top_level_commas(capsys):
+    code, out, err = run(["show", "--input", "2", "--layers",
+                          "2:Max(z, z/4),2:Piecewise((z, z >= 0), (exp(z) - 1, True)),1:identity"], capsys)
+    assert code == 0 and err == ""
+    assert "2 f(z) = max(z, z/4) → 2 g(z) = {z if z ≥ 0; -1 + exp(z) otherwise} → 1 identity" in out
+    assert "g′(z) = {1 if z ≥ 0; exp(z) otherwise}" in out and "h⁽²⁾ = g(z⁽²⁾)" in out
+    code, _, err = run(["show", "--input", "2", "--layers", "2:Max(z, z/4,1:identity"], capsys)
+    assert code == 2 and "does not parse" in err and len(err.strip().splitlines()) == 1
+
+
 def test_wide_matrices_are_elided(capsys):
     code, out, _ = run(["show", "--input", "12", "--layers", "10:relu,1:identity"], capsys)
     assert code == 0

@@ -56,6 +56,18 @@ def test_a_64_wide_layer_is_elided_and_fits(tex):
     compiles(source, tex)
 
 
+def test_two_user_activations_are_told_apart_and_piecewise_typesets(tex):
+    """Different formulas get different letters everywhere, and the handout's general recursion
+    then writes σ_l rather than claiming one function for every layer."""
+    spec = spec_from_flags(2, "2:Piecewise((z, z > 0), (exp(z) - 1, True)),2:z**3/3 + z,1:identity",
+                           loss="half_sse")
+    source = render_handout(derive(spec))
+    assert "with $f(z) = \\begin{cases}" in source and "with $g(z) = " in source
+    assert "$\\mathbf{h}^{(1)}$, $f$" in source and "$\\mathbf{h}^{(2)}$, $g$" in source
+    assert "g'(\\mathbf{z}^{(2)})" in source and "\\sigma_l" in source
+    compiles(source, tex)
+
+
 def test_user_text_is_escaped():
     assert escape_tex(r"\input{/etc/passwd} $x$ & #1 % _ ^ ~") == (
         r"\textbackslash{}input\{/etc/passwd\} \$x\$ \& \#1 \% \_ \textasciicircum{} \textasciitilde{}")

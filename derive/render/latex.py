@@ -176,9 +176,11 @@ def diagram(d: Derivation, latex: NotationLatexPrinter) -> dict[str, Any]:
         if c == len(columns) - 1:
             name = display.block("yhat", latex=True)
         caption = "input" if c == 0 else f"layer {display.label(c)}"
-        activation = "" if c == 0 else net.layers[c - 1].activation.name
+        act = None if c == 0 else net.layers[c - 1].activation
+        custom = act is not None and act.name == "custom"  # written f, g as in the equations
+        activation = "" if act is None else display.function(c, latex=True) if custom else act.name
         layers.append({"nodes": nodes, "name": name, "caption": caption, "activation": activation,
-                       "units": n, "x": 4.2 * c})
+                       "activation_math": custom, "units": n, "x": 4.2 * c})
     top = max(max(n["y"] for n in layer["nodes"]) for layer in layers) + 1.0
     for layer in layers:
         layer["at"] = f"({layer['x']:.2f},{top:.2f})"
@@ -236,7 +238,7 @@ def _layer_sentence(layers: list[dict[str, Any]]) -> str:
     for layer in layers:
         units = f"{layer['units']} unit{'s' if layer['units'] != 1 else ''}"
         act = layer["activation"]
-        act = f"${act}$" if act.startswith("f(") else rf"activation \texttt{{{escape_tex(act)}}}"
+        act = f"${act}$" if layer["custom"] else rf"activation \texttt{{{escape_tex(act)}}}"
         parts.append(f"a layer of {units} with {act}" + ("" if layer["bias"] else " and no bias"))
     return ", then ".join(parts)
 
@@ -248,8 +250,8 @@ def _recursion(d: Derivation) -> str | None:
     hidden_steps = {d.delta(l).steps[-1].rule for l in range(1, net.depth)}
     if net.depth < 2 or hidden_steps != {"diagonal to Hadamard"}:
         return None  # the hidden layers do not all take the same step
-    hidden = {layer.activation.symbol for layer in net.layers[:-1]}
     display = display_for(d)
+    hidden = set(display.functions[: net.depth - 1])
     functions = display.functions if len(hidden) == 1 else ("σ_l", *display.functions[1:])
     general = dataclasses.replace(display, functions=functions, labels=((1, "l"), (2, "l+1")))
     printer = NotationLatexPrinter(general)

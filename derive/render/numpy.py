@@ -85,14 +85,16 @@ class ArrayPrinter(NumPyPrinter):
         return out
 
     def _print_Piecewise(self, expr: sp.Piecewise) -> str:
-        if len(expr.args) == 2 and expr.args[1].cond == sp.true:
-            (a, cond), (b, _) = expr.args
-            out = f"np.where({self._print(cond)}, {self._print(a)}, {self._print(b)})"
-            if a.is_number and b.is_number:  # two constants would make float64 whatever the input
-                ref = self._print(sorted(cond.free_symbols, key=str)[0])
-                out = f"{out}.astype({ref}.dtype)"
-            return out
-        return super()._print_Piecewise(expr)
+        """Nested np.where, first condition outermost; every piece ends in (…, True) by then."""
+        if expr.args[-1].cond != sp.true:
+            return super()._print_Piecewise(expr)
+        out = self._print(expr.args[-1].expr)
+        for piece in reversed(expr.args[:-1]):
+            out = f"np.where({self._print(piece.cond)}, {self._print(piece.expr)}, {out})"
+        if all(piece.expr.is_number for piece in expr.args):  # constants alone would make float64
+            ref = self._print(sorted(expr.free_symbols, key=str)[0])
+            out = f"{out}.astype({ref}.dtype)"
+        return out
 
     def _print_log(self, expr: sp.log) -> str:
         arg = expr.args[0]
@@ -140,8 +142,10 @@ class ScalarPrinter(ArrayPrinter):
             out = f"({self._print(piece.expr)} if {self._print(piece.cond)} else {out})"
         return out
 
-    def _print_StrictGreaterThan(self, expr) -> str:
-        return f"{self._print(expr.lhs)} > {self._print(expr.rhs)}"
+    def _print_Relational(self, expr) -> str:
+        if expr.rel_op in (">", ">=", "<", "<="):  # plain comparisons of floats
+            return f"{self._print(expr.lhs)} {expr.rel_op} {self._print(expr.rhs)}"
+        return super()._print_Relational(expr)
 
 
 def _rows(names: list[str], width: int) -> list[str]:

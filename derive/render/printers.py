@@ -68,6 +68,17 @@ class TextPrinter(_Entries, StrPrinter):
             return f"max(0, sign({arg}))"
         return f"1[{arg} > 0]"
 
+    def _print_Piecewise(self, expr: sp.Piecewise) -> str:
+        """As a board writes cases on one line: {1 if z > 0; 1/100 otherwise}."""
+        pieces = [f"{self._print(piece.expr)} if {self._print(piece.cond)}" for piece in expr.args]
+        if expr.args[-1].cond == sp.true:
+            pieces[-1] = f"{self._print(expr.args[-1].expr)} otherwise"
+        return "{" + "; ".join(pieces) + "}"
+
+    def _print_Relational(self, expr: sp.core.relational.Relational) -> str:
+        op = {">=": "≥", "<=": "≤"}.get(expr.rel_op, expr.rel_op)
+        return f"{self._print(expr.lhs)} {op} {self._print(expr.rhs)}"
+
     def _print_Mul(self, expr: sp.Mul) -> str:
         return super()._print_Mul(expr).replace("*", "·")
 

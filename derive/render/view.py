@@ -15,7 +15,7 @@ import sympy as sp
 from derive import naming
 from derive.chain import Chain
 from derive.derivation import Derivation
-from derive.naming import Display
+from derive.naming import Display, function_names
 
 CONVENTION_TEXT = {
     "column": "column vectors, z = W a + b",
@@ -43,8 +43,10 @@ def picked(n: int, limit: int) -> list[int | None]:
 
 
 def display_for(derivation: Derivation) -> Display:
-    functions = tuple(layer.activation.symbol for layer in derivation.network.layers)
-    return Display(derivation.spec.notation, derivation.network.depth, functions)
+    n = derivation.spec.notation
+    taken = {n.input, n.pre, n.post, n.target, n.weight, n.bias, n.loss, "g" if n.backward == "g" else ""}
+    functions = function_names([layer.activation for layer in derivation.network.layers], taken)
+    return Display(n, derivation.network.depth, functions)
 
 
 @dataclass(frozen=True)
@@ -137,7 +139,9 @@ def build_view(d: Derivation, p: Printers) -> dict[str, Any]:
         layers.append({
             "index": disp.label(layer.index),
             "units": layer.n_out,
-            "activation": act.name if act.name != "custom" else f"{act.symbol}(z) = {p.expr(act.formula)}",
+            "custom": act.name == "custom",
+            "activation": act.name if act.name != "custom" else
+            f"{disp.function(layer.index, p.latex)}(z) = {p.expr(act.formula)}",
             "function": disp.function(layer.index, p.latex),
             "bias": layer.b is not None,
             "derivative": p.expr(act.derivative) if act.elementwise else "",
