@@ -43,6 +43,10 @@ class Activation:
         return self.formula is not None
 
     @property
+    def user_defined(self) -> bool:
+        return self.source is not None
+
+    @property
     def is_identity(self) -> bool:
         return self.formula == Z
 

@@ -118,7 +118,7 @@ def function_names(activations: Sequence[Activation], taken: Collection[str] = (
     user: dict[object, str] = {}
     out = []
     for act in activations:
-        if act.name != "custom":
+        if not act.user_defined:
             out.append(act.symbol)
             continue
         if act.formula not in user:

@@ -55,7 +55,7 @@ def sample_point(module, spec: NetworkSpec, rng: np.random.Generator, batch: int
             if name.startswith("b"):  # nonzero biases, so that bias gradients are exercised
                 params[name] = (0.3 * rng.standard_normal(params[name].shape)).astype(dtype)
             else:
-                params[name] *= dtype(0.97**attempt)
+                params[name] *= 0.97**attempt
         x = rng.standard_normal(shape).astype(dtype)
         values = module.forward(params, x)
         zs = [values[f"z{i + 1}"] for i in range(len(kinked))]

@@ -177,7 +177,7 @@ def diagram(d: Derivation, latex: NotationLatexPrinter) -> dict[str, Any]:
             name = display.block("yhat", latex=True)
         caption = "input" if c == 0 else f"layer {display.label(c)}"
         act = None if c == 0 else net.layers[c - 1].activation
-        custom = act is not None and act.name == "custom"  # written f, g as in the equations
+        custom = act is not None and act.user_defined  # written f, g as in the equations
         activation = "" if act is None else display.function(c, latex=True) if custom else act.name
         layers.append({"nodes": nodes, "name": name, "caption": caption, "activation": activation,
                        "activation_math": custom, "units": n, "x": 4.2 * c})

@@ -139,9 +139,9 @@ def build_view(d: Derivation, p: Printers) -> dict[str, Any]:
         layers.append({
             "index": disp.label(layer.index),
             "units": layer.n_out,
-            "custom": act.name == "custom",
-            "activation": act.name if act.name != "custom" else
-            f"{disp.function(layer.index, p.latex)}(z) = {p.expr(act.formula)}",
+            "custom": act.user_defined,
+            "activation": f"{disp.function(layer.index, p.latex)}(z) = {p.expr(act.formula)}"
+            if act.user_defined else act.name,
             "function": disp.function(layer.index, p.latex),
             "bias": layer.b is not None,
             "derivative": p.expr(act.derivative) if act.elementwise else "",
