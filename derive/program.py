@@ -6,7 +6,11 @@ This is the mathematics that code generation needs, done here so that the NumPy 
 - the loss is rewritten in the last layer's pre-activations when it takes logs of the outputs
   (log softmax = z − logsumexp(z), log σ(z) = −log(1 + e^(−z))), so no log(0) can occur; the
   rewritten loss is checked to equal the original;
-- a layer whose outputs are e^(z_i) / Σ_j e^(z_j) is marked as a softmax so it can be max-shifted.
+- a layer whose outputs are e^(z_i) / Σ_j e^(z_j) is marked as a softmax so it can be max-shifted;
+- loss_and_grads gets its own order of the same statements, chosen so that arrays die early: each
+  layer's gradients right after its δ, a mask that reads only z⁽ˡ⁾ computed with z⁽ˡ⁾; then an array
+  that nothing reads any more gives its memory to the next one of its shape (h⁽ˡ⁾ takes z⁽ˡ⁾'s, δ⁽ˡ⁾
+  takes h⁽ˡ⁾'s), which spares a (B, width) allocation per layer and the page faults of touching it.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ class Elementwise:
     target: str
     expr: sp.Expr
     args: tuple[tuple[sp.Symbol, str], ...]  # placeholder -> array name
+    reuse: str | None = None                 # the argument, when nothing reads it from here on
 
 
 @dataclass(frozen=True)
@@ -66,12 +71,14 @@ class LossSum:
 
 @dataclass(frozen=True)
 class Program:
-    forward: tuple[Elementwise | Softmax | Block, ...]
+    forward: tuple[Elementwise | Softmax | Block, ...]  # every intermediate kept: forward() and loss()
     loss: LossSum | None        # None: the loss is printed component by component
     loss_components: sp.Expr    # the per-example loss in component symbols (fallback and reference)
-    backward: tuple[Elementwise | Block, ...]
+    backward: tuple[Elementwise | Block, ...]  # loss_and_grads after the loss, output layer first
     outputs: tuple[str, ...]    # what forward() returns, in order
     scale_delta: str            # the δ that absorbs the 1/B of a mean over the batch
+    training: tuple[Elementwise | Softmax | Block, ...]  # loss_and_grads' forward pass, masks moved in
+    loss_reads: frozenset[str]  # the arrays the loss is computed from
 
 
 def uniform(entries: Sequence[sp.Expr], columns: Sequence[tuple[sp.Symbol, Sequence[sp.Symbol]]]) -> sp.Expr | None:
@@ -181,14 +188,15 @@ def build_program(d: Derivation) -> Program:
             raise NotImplementedError(f"no code for the vector activation of layer {fb.layer}")
         outputs += [z, h]
 
-    backward: list = []
     needed = set()
     for chain in (*d.deltas, *d.gradients):
         needed |= {s.name for s in code_form(chain).atoms(sp.MatrixSymbol)}
+    # Per layer, output layer first: relu′ (say), δ, then the gradients that read δ.
+    per_layer: dict[int, list] = {l: [] for l in range(net.depth, 0, -1)}
     if naming.LOSS_GRADIENT in needed:
         f = uniform(list(blocks.values[naming.LOSS_GRADIENT]), [(U, net.yhat), (V, net.y)])
         assert f is not None, "the loss gradient is not one function of (ŷ_k, y_k)"
-        backward.append(Elementwise(naming.LOSS_GRADIENT, f, ((U, "yhat"), (V, "y"))))
+        per_layer[net.depth].append(Elementwise(naming.LOSS_GRADIENT, f, ((U, "yhat"), (V, "y"))))
     for chain in d.deltas:
         l = int(chain.target.removeprefix("delta"))
         dact = naming.derivative_block(l)
@@ -200,35 +208,82 @@ def build_program(d: Derivation) -> Program:
             assert f is not None
             args = tuple((ph, name) for ph, name in ((U, f"z{l}"), (V, naming.activation_block(l, l == net.depth)))
                          if f.has(ph))
-            backward.append(Elementwise(dact, f, args))
+            per_layer[l].append(Elementwise(dact, f, args))
         step = code_step(chain)
-        backward.append(Block(chain.target, step.rhs, "delta", (step.lhs, step.rhs)))
+        per_layer[l].append(Block(chain.target, step.rhs, "delta", (step.lhs, step.rhs)))
     for chain in d.gradients:
         step = code_step(chain)
         kind = "weight" if chain.target.startswith("W") else "bias"
-        backward.append(Block(naming.gradient(chain.target), step.rhs, kind, (step.lhs, step.rhs)))
-    return Program(tuple(forward), _loss_sum(d), net.loss_expr, _with_reuse(forward, backward), tuple(outputs),
-                   naming.delta(net.depth))
+        l = int(chain.target[1:])
+        per_layer[l].append(Block(naming.gradient(chain.target), step.rhs, kind, (step.lhs, step.rhs)))
+    backward = [s for statements in per_layer.values() for s in statements]
+    loss = _loss_sum(d)
+    if loss is None:  # printed component by component, from ŷ and y
+        loss_reads = frozenset({"yhat", "y"})
+    else:
+        loss_reads = frozenset({name for _, name in loss.args} | ({f"lse{net.depth}"} if loss.lse_of else set()))
+    training, backward = _with_masks_early(forward, backward, net.depth)
+    training, backward = _with_reuse(training, loss_reads, backward, net.depth)
+    return Program(tuple(forward), loss, net.loss_expr, tuple(backward), tuple(outputs), naming.delta(net.depth),
+                   tuple(training), loss_reads)
 
 
-def _reads(s: Elementwise | Block) -> set[str]:
+def _reads(s: Elementwise | Softmax | Block) -> set[str]:
     if isinstance(s, Block):
         return {m.name for m in s.expr.atoms(sp.MatrixSymbol)}
+    if isinstance(s, Softmax):
+        return {s.source}
     return {name for _, name in s.args}
 
 
-def _with_reuse(forward: list, backward: list) -> tuple:
-    """δ⁽ˡ⁾ has the shape of z⁽ˡ⁾; once nothing later reads z⁽ˡ⁾, δ⁽ˡ⁾ can be written into its memory.
-    z⁽ˡ⁾ must not be another name's array too (h = z for the identity)."""
-    aliased = {name for s in forward if isinstance(s, Elementwise) and s.expr in dict(s.args)
-               for name in (s.target, *(n for _, n in s.args))}
-    out = list(backward)
-    for i, s in enumerate(out):
-        if isinstance(s, Block) and s.kind == "delta":
-            z = "z" + s.target.removeprefix("delta")
-            if z not in aliased and not any(z in _reads(t) for t in out[i:]):
-                out[i] = dataclasses.replace(s, reuse=z)
-    return tuple(out)
+def _with_masks_early(forward: list, backward: list, depth: int) -> tuple[list, list]:
+    """A σ′ that reads z⁽ˡ⁾ alone is computed right after z⁽ˡ⁾: z⁽ˡ⁾ is then free for h⁽ˡ⁾ to overwrite.
+    (relu′ is a boolean mask, a quarter or an eighth of the array it spares.)"""
+    pre = {naming.derivative_block(l): f"z{l}" for l in range(1, depth + 1)}
+    training, rest = list(forward), []
+    for s in backward:
+        if isinstance(s, Elementwise) and s.target in pre and _reads(s) == {pre[s.target]}:
+            training.insert(next(i for i, t in enumerate(training) if t.target == pre[s.target]) + 1, s)
+        else:
+            rest.append(s)
+    return training, rest
+
+
+def _with_reuse(training: list, loss_reads: frozenset[str], backward: list, depth: int) -> tuple[list, list]:
+    """An array takes over the memory of one of its shape that nothing reads from there on: h⁽ˡ⁾ that of
+    z⁽ˡ⁾, δ⁽ˡ⁾ that of h⁽ˡ⁾ or z⁽ˡ⁾. Names that share memory (h = z for the identity, or an earlier
+    reuse) are freed together, and reads at the statement itself count (it reads before it writes)."""
+    layers = range(1, depth + 1)
+    activations = {naming.activation_block(l, l == depth) for l in layers}
+    spares = {naming.delta(l): (naming.activation_block(l, l == depth), f"z{l}") for l in layers}
+    steps = [*training, loss_reads, *backward]
+    reads = [set(s) if isinstance(s, frozenset) else _reads(s) for s in steps]
+    memory: dict[str, str] = {}  # array name -> the name of the allocation it lives in
+
+    def free(name: str, start: int) -> bool:
+        sharing = {n for n, m in memory.items() if m == memory.get(name)}
+        return name in memory and not any(sharing & r for r in reads[start:])
+
+    out = []
+    for i, s in enumerate(steps):
+        if isinstance(s, Elementwise) and s.target in activations:
+            (ph, arg), = s.args
+            if s.expr == ph:  # h = z: one array, two names
+                memory[s.target] = memory[arg]
+                out.append(s)
+                continue
+            if free(arg, i + 1):
+                s = dataclasses.replace(s, reuse=arg)
+        elif isinstance(s, Block) and s.kind == "delta":
+            spare = next((n for n in spares[s.target] if free(n, i)), None)
+            if spare is not None:
+                s = dataclasses.replace(s, reuse=spare)
+        if not isinstance(s, frozenset):
+            reuse = getattr(s, "reuse", None)
+            memory[s.target] = memory[reuse] if reuse else s.target
+        out.append(s)
+    at = len(training)
+    return out[:at], out[at + 1:]
 
 
 def code_step(chain):

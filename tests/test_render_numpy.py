@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 
 from derive.derivation import derive
-from derive.render.numpy import numpy_source, render_numpy
+from derive.render.numpy import numpy_source, render_numpy, with_out
 from derive.spec import load_preset, preset_names, spec_from_dict, spec_from_flags
 from derive.verify import (
     ATOL,
@@ -126,6 +126,26 @@ def test_sigmoid_bce_is_stable_at_40():
     assert np.allclose(grads["W1"], expected, rtol=1e-12)
 
 
+def test_out_is_given_only_to_one_whole_ufunc_call():
+    assert with_out("np.maximum(z1, 0)", "z1") == "np.maximum(z1, 0, out=z1)"
+    assert with_out("np.exp(-np.logaddexp(0, -z1))", "z1") == "np.exp(-np.logaddexp(0, -z1), out=z1)"
+    assert with_out("np.exp(z1) + np.exp(-z1)", "z1") is None  # the first call ends before the code does
+    assert with_out("np.where(z1 > 0, z1, 0)", "z1") is None  # not a ufunc: no out=
+    assert with_out("np.frexp(z1)", "z1") is None  # two outputs
+    assert with_out("z1/(1 + np.exp(-z1))", "z1") is None
+    assert with_out("(z1 > 0).astype(z1.dtype)", "z1") is None
+
+
+def test_an_activation_without_out_hands_its_argument_back():
+    """ELU's np.where cannot write into z⁽¹⁾; z⁽¹⁾ is deleted instead, and the gradients are right."""
+    spec = spec_from_flags(3, "4:Piecewise((z, z > 0), (exp(z) - 1, True)),2:identity", loss="half_sse")
+    src = render_numpy(derive(spec))
+    train = src[src.index("def loss_and_grads"):]
+    assert "    h1 = np.where(" in train and "    del z1  # not read again\n" in train
+    report = check_module(load_module(src, "elu"), spec, seed=4, points=2)
+    assert report.ok, report.table()
+
+
 def test_code_reads_like_the_derivation():
     src = render_numpy(derive(load_preset("two-layer-relu")))
     tree = ast.parse(src)
@@ -137,27 +157,38 @@ def test_code_reads_like_the_derivation():
         assert not any(isinstance(n, ast.For | ast.While) for n in ast.walk(functions[name]))
     assert "    # z⁽¹⁾ = W⁽¹⁾ x + b⁽¹⁾\n    z1 = x @ W1.T\n    z1 += b1\n" in src  # one array, not two
     assert "    # relu′(z⁽¹⁾) = 1[z⁽¹⁾ > 0], entry by entry\n    dact1 = z1 > 0\n" in src  # a mask, not a copy
-    # z⁽¹⁾ is not read after relu′(z⁽¹⁾): δ⁽¹⁾ takes its memory
-    assert ("    # δ⁽¹⁾ = (W⁽²⁾ᵀ δ⁽²⁾) ⊙ relu′(z⁽¹⁾)\n    delta1 = np.matmul(delta2, W2, out=z1)"
-            "  # into z1's memory: z1 is not read again\n    delta1 *= dact1\n") in src
+    train = ast.get_source_segment(src, functions["loss_and_grads"])
+    # In loss_and_grads the mask is taken as soon as z⁽¹⁾ exists, so that h⁽¹⁾ can overwrite z⁽¹⁾ ...
+    assert ("    dact1 = z1 > 0\n    # h⁽¹⁾ = max(0, z⁽¹⁾), entry by entry\n"
+            "    h1 = np.maximum(z1, 0, out=z1)  # into z1's memory: z1 is not read again\n") in train
+    # ... and once ∂L/∂W⁽²⁾ has read h⁽¹⁾, δ⁽¹⁾ takes that memory in turn.
+    assert train.index("dW2 = delta2.T @ h1") < train.index("delta1 = np.matmul(delta2, W2, out=h1)")
+    assert ("    # δ⁽¹⁾ = (W⁽²⁾ᵀ δ⁽²⁾) ⊙ relu′(z⁽¹⁾)\n    delta1 = np.matmul(delta2, W2, out=h1)"
+            "  # into h1's memory: h1 is not read again\n    delta1 *= dact1\n") in train
     assert "dW1 = delta1.T @ x" in src  # the outer products of a batch: one matmul
+    # forward() still returns z⁽¹⁾ and h⁽¹⁾ as two arrays
+    assert "out=" not in ast.get_source_segment(src, functions["_forward"])
 
 
-def test_an_array_with_two_names_is_not_reused():
-    """An identity layer makes h⁽¹⁾ = z⁽¹⁾ one array: δ⁽¹⁾ must not overwrite it, dW⁽²⁾ still reads it."""
+def test_an_array_with_two_names_is_freed_by_neither():
+    """An identity layer makes h⁽¹⁾ = z⁽¹⁾ one array: δ⁽¹⁾ may overwrite it only after ∂L/∂W⁽²⁾ has
+    read h⁽¹⁾, and tanh's h⁽²⁾ overwrites z⁽²⁾, which nothing reads again (tanh′ is read off h⁽²⁾)."""
     spec = spec_from_flags(4, "5:identity,3:tanh,2:sigmoid", loss="bce")
     src = render_numpy(derive(spec))
-    assert "h1 = z1" in src and "out=z1" not in src and "out=z2" in src
+    train = src[src.index("def loss_and_grads"):]
+    assert "h1 = z1\n" in train and "h2 = np.tanh(z2, out=z2)" in train
+    assert train.index("dW2 = delta2.T @ h1") < train.index("out=h1")
     report = check_module(load_module(src, "alias"), spec, seed=3, points=2)
     assert report.ok, report.table()
 
 
 def _necessary_bytes(widths, batch, itemsize):
-    """What backprop has to hold at once: z and h of every hidden layer, the output layer's z, ŷ
-    and one-hot y, a boolean relu′ mask per hidden layer, and the gradients."""
+    """What backprop has to hold at once: h of every hidden layer (dW reads it; relu′ needs only a
+    mask, so z need not outlive h), the output layer's z, ŷ and one-hot y, a boolean relu′ mask per
+    hidden layer, and the gradients."""
     hidden = sum(widths[1:-1])
     params = sum(a * b + b for a, b in itertools.pairwise(widths))
-    return itemsize * (2 * batch * hidden + 3 * batch * widths[-1] + params) + batch * hidden
+    return itemsize * (batch * hidden + 3 * batch * widths[-1] + params) + batch * hidden
 
 
 def test_no_needless_temporaries():

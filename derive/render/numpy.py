@@ -12,9 +12,11 @@ import dataclasses
 import re
 from dataclasses import dataclass
 
+import numpy as np
 import sympy as sp
 from sympy.matrices.expressions import DiagMatrix, HadamardProduct
 from sympy.printing.numpy import NumPyPrinter
+from sympy.printing.precedence import PRECEDENCE
 
 from derive import __version__, naming
 from derive.derivation import Derivation, derive
@@ -117,7 +119,7 @@ class ArrayPrinter(NumPyPrinter):
         if exp == sp.Rational(1, 2):
             return f"np.sqrt({self._print(base)})"
         if exp.is_Integer and exp > 1:
-            return f"{self.parenthesize(base, 1000)}**{exp}"
+            return f"{self.parenthesize(base, PRECEDENCE['Pow'])}**{exp}"
         return super()._print_Pow(expr, rational)
 
 
@@ -315,8 +317,8 @@ class BatchPrinter:
         raise TypeError(f"no batched product for {left.kind} · {right.kind}")
 
 
-def statement_code(s, batch: BatchPrinter) -> list[str]:
-    """The lines of code for one statement."""
+def statement_code(s, batch: BatchPrinter, keep_lse: bool = True) -> list[str]:
+    """The lines of code for one statement; a softmax's log Σ exp is named only when `keep_lse`."""
     if isinstance(s, Block) and s.kind == "weight":
         # δ aᵀ (or aᵀ δ) for each example, summed over the batch: one matmul, Δᵀ A (or Aᵀ Δ).
         first, second = (batch.code(a) for a in s.expr.args)
@@ -329,22 +331,48 @@ def statement_code(s, batch: BatchPrinter) -> list[str]:
         if isinstance(s.expr, sp.Heaviside) and s.expr.args[1] == 0 and s.expr.args[0] in dict(s.args):
             # 1[z > 0] as a boolean mask: it only ever multiplies, and a mask needs no float copy.
             return [f"{s.target} = {dict(s.args)[s.expr.args[0]]} > 0"]
-        return [f"{s.target} = {ArrayPrinter(dict(s.args)).doprint(s.expr)}"]
+        code = ArrayPrinter(dict(s.args)).doprint(s.expr)
+        if not s.reuse:
+            return [f"{s.target} = {code}"]
+        into = with_out(code, s.reuse)
+        if into:
+            return [f"{s.target} = {into}  # into {s.reuse}'s memory: {s.reuse} is not read again"]
+        # Not one ufunc call, so no out=: the argument's memory is handed back instead.
+        return [f"{s.target} = {code}", f"del {s.reuse}  # not read again"]
     if isinstance(s, Softmax):
-        return [f"{s.target}, lse{s.layer} = _softmax({s.source})"]
+        return [f"{s.target}, {'lse' + str(s.layer) if keep_lse else '_'} = _softmax({s.source})"]
     raise TypeError(type(s).__name__)
+
+
+def with_out(code: str, out: str) -> str | None:
+    """`np.f(…)` given `out=`, when all of `code` is one call of a NumPy ufunc with one output (the
+    arguments are evaluated before anything is written); else None."""
+    head, paren, _ = code.partition("(")
+    name = head.removeprefix("np.")
+    ufunc = getattr(np, name, None) if head.startswith("np.") and name.isidentifier() else None
+    if not paren or not isinstance(ufunc, np.ufunc) or ufunc.nout != 1:
+        return None
+    depth = 0
+    for k in range(len(head), len(code)):
+        depth += (code[k] == "(") - (code[k] == ")")
+        if depth == 0:
+            return f"{code[:-1]}, out={out})" if k == len(code) - 1 else None
+    return None
 
 
 def in_place(target: str, expr: sp.MatrixExpr, batch: BatchPrinter, reuse: str | None = None) -> list[str] | None:
     """A sum or Hadamard product with a matmul among its terms, as that matmul updated in place
     (z = x @ W.T; z += b): one array allocated instead of one per operation. None when there is none.
-    With `reuse`, the matmul writes into that array, which is not read again: no new array at all."""
+    With `reuse`, the matmul (or a bare matmul) writes into that array, which is not read again: no
+    new array at all."""
     if isinstance(expr, sp.MatAdd):
         terms = [("-=" if negative else "+=", batch.code(term)) for negative, term in signed_terms(expr)]
     elif isinstance(expr, HadamardProduct):
         terms = [("*=", batch.code(a)) for a in expr.args]
     else:
-        return None
+        terms = [("", batch.code(expr))]
+        if not (reuse and terms[0][1].operands):
+            return None
     first = next((i for i, (op, c) in enumerate(terms) if c.operands and op != "-="), None)
     if first is None:
         return None
@@ -384,10 +412,10 @@ def module_view(d: Derivation, program: Program, spec: NetworkSpec) -> dict:
     arrays = ArrayPrinter({})
     batch = BatchPrinter(set(params), arrays)
 
-    def lines(statements):
+    def lines(statements, keep_lse=True):
         out = []
         for s in statements:
-            code = statement_code(s, batch)
+            code = statement_code(s, batch, keep_lse)
             if s.target == program.scale_delta and spec.loss.batch == "mean":
                 # A new array may be divided in place; a bare name may be another statement's array.
                 alias = len(code) == 1 and re.fullmatch(rf"{s.target} = \w+(\.T)?", code[0])
@@ -408,9 +436,6 @@ def module_view(d: Derivation, program: Program, spec: NetworkSpec) -> dict:
                        for i, s in enumerate(syms) for name in [block]}
     loss_components = ArrayPrinter(component_names).doprint(program.loss_components)
     backward = lines(program.backward)
-    # Which names each function needs, so that it reads only those (no unused names).
-    used = {m for line in backward for code in line["code"] for m in re.findall(r"\b\w+\b", code)}
-    defined = {line["target"] for line in backward}
     loss_used = set(re.findall(r"\b\w+\b", loss["term"] if loss else loss_components))
     softmax_lse = [f"lse{s.layer}" for s in program.forward if isinstance(s, Softmax)]
     values = [*program.outputs, *softmax_lse]
@@ -427,7 +452,7 @@ def module_view(d: Derivation, program: Program, spec: NetworkSpec) -> dict:
         "index_target": spec.loss.target == "index",
         "input_width": spec.input,
         "output_width": widths[-1],
-        "outputs_tuple": repr(tuple(program.outputs)),
+        "output_names": wrapped_items([f'"{n}"' for n in program.outputs]),
         "params": params,
         "fan_in": {name: (shape[1] if spec.convention == "column" else shape[0]) for name, shape in params.items()
                    if name.startswith("W")},
@@ -436,9 +461,8 @@ def module_view(d: Derivation, program: Program, spec: NetworkSpec) -> dict:
         "output_layer": f"z{net.depth}",
         "loss": loss,
         "loss_components": loss_components,
+        "training": lines(program.training, keep_lse=f"lse{net.depth}" in program.loss_reads),
         "backward": backward,
-        "backward_params": [name for name in params if name in used],
-        "backward_inputs": [n for n in program.outputs if n in used and n not in defined],
         "loss_inputs": [n for n in values if n in loss_used],
         "values": values,
         "needs_softmax": any(isinstance(s, Softmax) for s in program.forward),

@@ -103,7 +103,10 @@ def forward(params, x):
     """Every intermediate of the forward pass: z1, h1, z2, h2, z3, yhat."""
     x, single = _inputs(x)
     values = _forward(params, x)
-    return {name: (values[name][0] if single else values[name]) for name in ('z1', 'h1', 'z2', 'h2', 'z3', 'yhat')}
+    names = (
+        "z1", "h1", "z2", "h2", "z3", "yhat",
+    )
+    return {name: (values[name][0] if single else values[name]) for name in names}
 
 
 def _total_loss(y, z3, lse3):
@@ -204,34 +207,43 @@ def loss_and_grads(params, x, y):
         return _single(params, x[0], np.reshape(y, -1)[0])
     x, _ = _inputs(x)
     y = _targets(y, x)
-    values = _forward(params, x)
-    z1 = values["z1"]
-    h1 = values["h1"]
-    z2 = values["z2"]
-    h2 = values["h2"]
-    yhat = values["yhat"]
-    value = _total_loss(y, values["z3"], values["lse3"]) / x.shape[0]
+    W1 = params["W1"]
     W2 = params["W2"]
     W3 = params["W3"]
+    # The forward pass, keeping only what the backward pass reads.
+    # z⁽¹⁾ = W⁽¹⁾ x
+    z1 = x @ W1.T
+    # 1[z⁽¹⁾ > 0], entry by entry
+    dact1 = z1 > 0
+    # h⁽¹⁾ = max(0, z⁽¹⁾), entry by entry
+    h1 = np.maximum(z1, 0, out=z1)  # into z1's memory: z1 is not read again
+    # z⁽²⁾ = W⁽²⁾ h⁽¹⁾
+    z2 = h1 @ W2.T
+    # 1[z⁽²⁾ > 0], entry by entry
+    dact2 = z2 > 0
+    # h⁽²⁾ = max(0, z⁽²⁾), entry by entry
+    h2 = np.maximum(z2, 0, out=z2)  # into z2's memory: z2 is not read again
+    # z⁽ᵒ⁾ = W⁽ᵒ⁾ h⁽²⁾
+    z3 = h2 @ W3.T
+    # ô = softmax(z⁽ᵒ⁾)
+    yhat, lse3 = _softmax(z3)
+    value = _total_loss(y, z3, lse3) / x.shape[0]
+    # The backward pass, from the output layer down; a layer's gradients as soon as its backward term is known.
     # δ⁽ᵒ⁾ = ô − y
     delta3 = yhat - y
     delta3 /= x.shape[0]  # the mean over the batch, applied once
-    # 1[z⁽²⁾ > 0], entry by entry
-    dact2 = z2 > 0
+    # ∂L/∂W⁽ᵒ⁾ = δ⁽ᵒ⁾ h⁽²⁾ᵀ, summed over the batch
+    dW3 = delta3.T @ h2
     # δ⁽²⁾ = (W⁽ᵒ⁾ᵀ δ⁽ᵒ⁾) ⊙ 1[z⁽²⁾ > 0]
-    delta2 = np.matmul(delta3, W3, out=z2)  # into z2's memory: z2 is not read again
+    delta2 = np.matmul(delta3, W3, out=h2)  # into h2's memory: h2 is not read again
     delta2 *= dact2
-    # 1[z⁽¹⁾ > 0], entry by entry
-    dact1 = z1 > 0
+    # ∂L/∂W⁽²⁾ = δ⁽²⁾ h⁽¹⁾ᵀ, summed over the batch
+    dW2 = delta2.T @ h1
     # δ⁽¹⁾ = (W⁽²⁾ᵀ δ⁽²⁾) ⊙ 1[z⁽¹⁾ > 0]
-    delta1 = np.matmul(delta2, W2, out=z1)  # into z1's memory: z1 is not read again
+    delta1 = np.matmul(delta2, W2, out=h1)  # into h1's memory: h1 is not read again
     delta1 *= dact1
     # ∂L/∂W⁽¹⁾ = δ⁽¹⁾ xᵀ, summed over the batch
     dW1 = delta1.T @ x
-    # ∂L/∂W⁽²⁾ = δ⁽²⁾ h⁽¹⁾ᵀ, summed over the batch
-    dW2 = delta2.T @ h1
-    # ∂L/∂W⁽ᵒ⁾ = δ⁽ᵒ⁾ h⁽²⁾ᵀ, summed over the batch
-    dW3 = delta3.T @ h2
     return value, {
         "W1": dW1,
         "W2": dW2,

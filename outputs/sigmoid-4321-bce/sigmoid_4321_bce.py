@@ -100,7 +100,10 @@ def forward(params, x):
     """Every intermediate of the forward pass: z1, h1, z2, h2, z3, yhat."""
     x, single = _inputs(x)
     values = _forward(params, x)
-    return {name: (values[name][0] if single else values[name]) for name in ('z1', 'h1', 'z2', 'h2', 'z3', 'yhat')}
+    names = (
+        "z1", "h1", "z2", "h2", "z3", "yhat",
+    )
+    return {name: (values[name][0] if single else values[name]) for name in names}
 
 
 def _total_loss(y, z3):
@@ -210,40 +213,55 @@ def loss_and_grads(params, x, y):
         return _single(params, x[0], np.reshape(y, -1))
     x, _ = _inputs(x)
     y = _targets(y, x)
-    values = _forward(params, x)
-    z1 = values["z1"]
-    h1 = values["h1"]
-    z2 = values["z2"]
-    h2 = values["h2"]
-    yhat = values["yhat"]
-    value = _total_loss(y, values["z3"]) / x.shape[0]
+    W1 = params["W1"]
+    b1 = params["b1"]
     W2 = params["W2"]
+    b2 = params["b2"]
     W3 = params["W3"]
+    b3 = params["b3"]
+    # The forward pass, keeping only what the backward pass reads.
+    # z^[1] = x W^[1] + b^[1]
+    z1 = x @ W1
+    z1 += b1
+    # a^[1] = 1/(1 + exp(-z^[1])), entry by entry
+    h1 = np.exp(-np.logaddexp(0, -z1), out=z1)  # into z1's memory: z1 is not read again
+    # z^[2] = a^[1] W^[2] + b^[2]
+    z2 = h1 @ W2
+    z2 += b2
+    # a^[2] = 1/(1 + exp(-z^[2])), entry by entry
+    h2 = np.exp(-np.logaddexp(0, -z2), out=z2)  # into z2's memory: z2 is not read again
+    # z^[3] = a^[2] W^[3] + b^[3]
+    z3 = h2 @ W3
+    z3 += b3
+    # a = 1/(1 + exp(-z^[3])), entry by entry
+    yhat = np.exp(-np.logaddexp(0, -z3))
+    value = _total_loss(y, z3) / x.shape[0]
+    # The backward pass, from the output layer down; a layer's gradients as soon as its backward term is known.
     # g^[3 z] = a − y
     delta3 = yhat - y
     delta3 /= x.shape[0]  # the mean over the batch, applied once
+    # g^[3 W] = a^[2]ᵀ g^[3 z], summed over the batch
+    dW3 = h2.T @ delta3
+    # g^[3 b] = g^[3 z], summed over the batch
+    db3 = delta3.sum(axis=0)
     # σ′(z^[2]) = a^[2]·(1 − a^[2]), entry by entry
     dact2 = h2*(1 - h2)
     # g^[2 z] = (g^[3 z] W^[3]ᵀ) ⊙ σ′(z^[2])
-    delta2 = np.matmul(delta3, W3.T, out=z2)  # into z2's memory: z2 is not read again
+    delta2 = np.matmul(delta3, W3.T, out=h2)  # into h2's memory: h2 is not read again
     delta2 *= dact2
+    # g^[2 W] = a^[1]ᵀ g^[2 z], summed over the batch
+    dW2 = h1.T @ delta2
+    # g^[2 b] = g^[2 z], summed over the batch
+    db2 = delta2.sum(axis=0)
     # σ′(z^[1]) = a^[1]·(1 − a^[1]), entry by entry
     dact1 = h1*(1 - h1)
     # g^[1 z] = (g^[2 z] W^[2]ᵀ) ⊙ σ′(z^[1])
-    delta1 = np.matmul(delta2, W2.T, out=z1)  # into z1's memory: z1 is not read again
+    delta1 = np.matmul(delta2, W2.T, out=h1)  # into h1's memory: h1 is not read again
     delta1 *= dact1
     # g^[1 W] = xᵀ g^[1 z], summed over the batch
     dW1 = x.T @ delta1
     # g^[1 b] = g^[1 z], summed over the batch
     db1 = delta1.sum(axis=0)
-    # g^[2 W] = a^[1]ᵀ g^[2 z], summed over the batch
-    dW2 = h1.T @ delta2
-    # g^[2 b] = g^[2 z], summed over the batch
-    db2 = delta2.sum(axis=0)
-    # g^[3 W] = a^[2]ᵀ g^[3 z], summed over the batch
-    dW3 = h2.T @ delta3
-    # g^[3 b] = g^[3 z], summed over the batch
-    db3 = delta3.sum(axis=0)
     return value, {
         "W1": dW1,
         "b1": db1,

@@ -87,7 +87,10 @@ def forward(params, x):
     """Every intermediate of the forward pass: z1, h1, z2, yhat."""
     x, single = _inputs(x)
     values = _forward(params, x)
-    return {name: (values[name][0] if single else values[name]) for name in ('z1', 'h1', 'z2', 'yhat')}
+    names = (
+        "z1", "h1", "z2", "yhat",
+    )
+    return {name: (values[name][0] if single else values[name]) for name in names}
 
 
 def _total_loss(y, yhat):
@@ -177,28 +180,39 @@ def loss_and_grads(params, x, y):
         return _single(params, x[0], np.reshape(y, -1))
     x, _ = _inputs(x)
     y = _targets(y, x)
-    values = _forward(params, x)
-    z1 = values["z1"]
-    h1 = values["h1"]
-    yhat = values["yhat"]
-    value = _total_loss(y, values["yhat"]) / x.shape[0]
+    W1 = params["W1"]
+    b1 = params["b1"]
     W2 = params["W2"]
+    b2 = params["b2"]
+    # The forward pass, keeping only what the backward pass reads.
+    # s⁽¹⁾ = W⁽¹⁾ x + b⁽¹⁾
+    z1 = x @ W1.T
+    z1 += b1
+    # z⁽¹⁾ = 1/(1 + exp(-s⁽¹⁾)), entry by entry
+    h1 = np.exp(-np.logaddexp(0, -z1), out=z1)  # into z1's memory: z1 is not read again
+    # s⁽²⁾ = W⁽²⁾ z⁽¹⁾ + b⁽²⁾
+    z2 = h1 @ W2.T
+    z2 += b2
+    # ŷ = s⁽²⁾, entry by entry
+    yhat = z2
+    value = _total_loss(y, yhat) / x.shape[0]
+    # The backward pass, from the output layer down; a layer's gradients as soon as its backward term is known.
     # δ⁽²⁾ = 2 (ŷ − y)
     delta2 = 2 * (yhat - y)
     delta2 /= x.shape[0]  # the mean over the batch, applied once
+    # ∂L/∂W⁽²⁾ = δ⁽²⁾ z⁽¹⁾ᵀ, summed over the batch
+    dW2 = delta2.T @ h1
+    # ∂L/∂b⁽²⁾ = δ⁽²⁾, summed over the batch
+    db2 = delta2.sum(axis=0)
     # σ′(s⁽¹⁾) = z⁽¹⁾·(1 − z⁽¹⁾), entry by entry
     dact1 = h1*(1 - h1)
     # δ⁽¹⁾ = (W⁽²⁾ᵀ δ⁽²⁾) ⊙ σ′(s⁽¹⁾)
-    delta1 = np.matmul(delta2, W2, out=z1)  # into z1's memory: z1 is not read again
+    delta1 = np.matmul(delta2, W2, out=h1)  # into h1's memory: h1 is not read again
     delta1 *= dact1
     # ∂L/∂W⁽¹⁾ = δ⁽¹⁾ xᵀ, summed over the batch
     dW1 = delta1.T @ x
     # ∂L/∂b⁽¹⁾ = δ⁽¹⁾, summed over the batch
     db1 = delta1.sum(axis=0)
-    # ∂L/∂W⁽²⁾ = δ⁽²⁾ z⁽¹⁾ᵀ, summed over the batch
-    dW2 = delta2.T @ h1
-    # ∂L/∂b⁽²⁾ = δ⁽²⁾, summed over the batch
-    db2 = delta2.sum(axis=0)
     return value, {
         "W1": dW1,
         "b1": db1,

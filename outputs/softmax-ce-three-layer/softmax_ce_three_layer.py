@@ -112,7 +112,10 @@ def forward(params, x):
     """Every intermediate of the forward pass: z1, h1, z2, h2, z3, yhat."""
     x, single = _inputs(x)
     values = _forward(params, x)
-    return {name: (values[name][0] if single else values[name]) for name in ('z1', 'h1', 'z2', 'h2', 'z3', 'yhat')}
+    names = (
+        "z1", "h1", "z2", "h2", "z3", "yhat",
+    )
+    return {name: (values[name][0] if single else values[name]) for name in names}
 
 
 def _total_loss(y, z3, lse3):
@@ -244,40 +247,55 @@ def loss_and_grads(params, x, y):
         return _single(params, x[0], np.reshape(y, -1))
     x, _ = _inputs(x)
     y = _targets(y, x)
-    values = _forward(params, x)
-    z1 = values["z1"]
-    h1 = values["h1"]
-    z2 = values["z2"]
-    h2 = values["h2"]
-    yhat = values["yhat"]
-    value = _total_loss(y, values["z3"], values["lse3"]) / x.shape[0]
+    W1 = params["W1"]
+    b1 = params["b1"]
     W2 = params["W2"]
+    b2 = params["b2"]
     W3 = params["W3"]
+    b3 = params["b3"]
+    # The forward pass, keeping only what the backward pass reads.
+    # a₁ = W₁ x + b₁
+    z1 = x @ W1.T
+    z1 += b1
+    # h₁ = 1/(1 + exp(-a₁)), entry by entry
+    h1 = np.exp(-np.logaddexp(0, -z1), out=z1)  # into z1's memory: z1 is not read again
+    # a₂ = W₂ h₁ + b₂
+    z2 = h1 @ W2.T
+    z2 += b2
+    # h₂ = 1/(1 + exp(-a₂)), entry by entry
+    h2 = np.exp(-np.logaddexp(0, -z2), out=z2)  # into z2's memory: z2 is not read again
+    # a₃ = W₃ h₂ + b₃
+    z3 = h2 @ W3.T
+    z3 += b3
+    # ŷ = softmax(a₃)
+    yhat, lse3 = _softmax(z3)
+    value = _total_loss(y, z3, lse3) / x.shape[0]
+    # The backward pass, from the output layer down; a layer's gradients as soon as its backward term is known.
     # ∇_a₃ L = ŷ − y
     delta3 = yhat - y
     delta3 /= x.shape[0]  # the mean over the batch, applied once
+    # ∇_W₃ L = ∇_a₃ L h₂ᵀ, summed over the batch
+    dW3 = delta3.T @ h2
+    # ∇_b₃ L = ∇_a₃ L, summed over the batch
+    db3 = delta3.sum(axis=0)
     # σ′(a₂) = h₂·(1 − h₂), entry by entry
     dact2 = h2*(1 - h2)
     # ∇_a₂ L = (W₃ᵀ ∇_a₃ L) ⊙ σ′(a₂)
-    delta2 = np.matmul(delta3, W3, out=z2)  # into z2's memory: z2 is not read again
+    delta2 = np.matmul(delta3, W3, out=h2)  # into h2's memory: h2 is not read again
     delta2 *= dact2
+    # ∇_W₂ L = ∇_a₂ L h₁ᵀ, summed over the batch
+    dW2 = delta2.T @ h1
+    # ∇_b₂ L = ∇_a₂ L, summed over the batch
+    db2 = delta2.sum(axis=0)
     # σ′(a₁) = h₁·(1 − h₁), entry by entry
     dact1 = h1*(1 - h1)
     # ∇_a₁ L = (W₂ᵀ ∇_a₂ L) ⊙ σ′(a₁)
-    delta1 = np.matmul(delta2, W2, out=z1)  # into z1's memory: z1 is not read again
+    delta1 = np.matmul(delta2, W2, out=h1)  # into h1's memory: h1 is not read again
     delta1 *= dact1
     # ∇_W₁ L = ∇_a₁ L xᵀ, summed over the batch
     dW1 = delta1.T @ x
     # ∇_b₁ L = ∇_a₁ L, summed over the batch
     db1 = delta1.sum(axis=0)
-    # ∇_W₂ L = ∇_a₂ L h₁ᵀ, summed over the batch
-    dW2 = delta2.T @ h1
-    # ∇_b₂ L = ∇_a₂ L, summed over the batch
-    db2 = delta2.sum(axis=0)
-    # ∇_W₃ L = ∇_a₃ L h₂ᵀ, summed over the batch
-    dW3 = delta3.T @ h2
-    # ∇_b₃ L = ∇_a₃ L, summed over the batch
-    db3 = delta3.sum(axis=0)
     return value, {
         "W1": dW1,
         "b1": db1,
