@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+import sympy as sp
 from hypothesis import given, settings
 
 from derive.derivation import derive
@@ -124,6 +125,27 @@ def test_sigmoid_bce_is_stable_at_40():
     s = 1 / (1 + np.exp(-40.0))
     expected = np.array([[(s - 0) + (s - 1)], [(1 - s - 1) + (1 - s - 0)]])
     assert np.allclose(grads["W1"], expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize(("dtype", "big"), [(np.float64, 800.0), (np.float32, 100.0)])
+def test_a_user_swish_is_stable_where_exp_overflows(dtype, big):
+    """z/(1 + e^(−z)) and its derivative printed naively overflow to inf/inf = nan once e^(−z) does
+    (z < −709 in float64, z < −88 in float32); as one exponential each, they give the limits."""
+    spec = spec_from_flags(1, "1:z/(1 + exp(-z))", loss="half_sse", no_bias=True)
+    module = module_for(spec)
+    # two equal rows: the array code, in the dtype given (one row takes the straight-line code)
+    x, y = np.ones((2, 1), dtype=dtype), np.full((2, 1), 3.0, dtype=dtype)
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        _, low = module.loss_and_grads({"W1": np.full((1, 1), -big, dtype=dtype)}, x, y)
+        _, high = module.loss_and_grads({"W1": np.full((1, 1), big, dtype=dtype)}, x, y)
+    # dL/dW = (h − y)·swish′(W), evaluated exactly: about 0 far left, about W − 3 far right
+    z = sp.Symbol("z")
+    swish = z / (1 + sp.exp(-z))
+    exact = (swish - 3) * sp.diff(swish, z)
+    tiny = np.finfo(dtype).tiny  # far left the exact value is subnormal, where digits are lost anyway
+    for w, grads in ((-big, low), (big, high)):
+        assert grads["W1"].dtype == dtype
+        assert np.isclose(grads["W1"][0, 0], float(exact.subs(z, w).evalf(30)), rtol=1e-5, atol=tiny)
 
 
 def test_out_is_given_only_to_one_whole_ufunc_call():

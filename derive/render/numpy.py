@@ -58,7 +58,48 @@ class ArrayPrinter(NumPyPrinter):
     def _print_Symbol(self, expr: sp.Symbol) -> str:
         return self.names.get(expr, expr.name)
 
+    @staticmethod
+    def _softplus_arg(base: sp.Expr) -> sp.Expr | None:
+        """u when base is 1 + e^u, else None."""
+        if isinstance(base, sp.Add) and len(base.args) == 2 and sp.S.One in base.args:
+            other = base.args[0] if base.args[1] == 1 else base.args[1]
+            if isinstance(other, sp.exp):
+                return other.args[0]
+        return None
+
+    def _softplus_power(self, factor: sp.Expr) -> tuple[sp.Expr, sp.Expr] | None:
+        """(k, u) when factor is (1 + e^u)^(−k), k > 0."""
+        if isinstance(factor, sp.Pow) and factor.exp.is_number and factor.exp.is_negative:
+            u = self._softplus_arg(factor.base)
+            if u is not None:
+                return -factor.exp, u
+        return None
+
+    def _one_exponential(self, factors: tuple[sp.Expr, ...]) -> str | None:
+        """e^a · (1 + e^u)^(−k) · … as the one exponential e^(a − k·log(1 + e^u)), with log(1 + e^u)
+        as logaddexp(0, u): each factor alone overflows for large |u| (and inf/inf is nan), the
+        product does not. None when no factor is such a power."""
+        powers = {f: kp for f in factors if (kp := self._softplus_power(f))}
+        if not powers:
+            return None
+        exps = [f.args[0] for f in factors if isinstance(f, sp.exp)]
+        parts = [self._print(sp.Add(*exps))] if exps else []
+        for k, u in powers.values():
+            term = f"np.logaddexp(0, {self._print(u)})"
+            parts.append(f"- {term}" if k == 1 else f"- {self.parenthesize(k, PRECEDENCE['Mul'])}*{term}")
+        exponent = " ".join(parts)
+        exponential = f"np.exp({'-' + exponent[2:] if not exps else exponent})"
+        rest = sp.Mul(*[f for f in factors if f not in powers and not isinstance(f, sp.exp)])
+        sign = "-" if rest.could_extract_minus_sign() else ""
+        rest = -rest if sign else rest
+        if rest == 1:
+            return f"{sign}{exponential}"
+        return f"{sign}{self.parenthesize(rest, PRECEDENCE['Mul'], strict=True)}*{exponential}"
+
     def _print_Mul(self, expr: sp.Mul) -> str:
+        stable = self._one_exponential(sp.Mul.make_args(expr))
+        if stable is not None:
+            return stable
         coeff, rest = expr.as_coeff_Mul()
         factors = sp.Mul.make_args(rest)
         sums = [f for f in factors if isinstance(f, sp.Add)]
@@ -99,22 +140,17 @@ class ArrayPrinter(NumPyPrinter):
         return out
 
     def _print_log(self, expr: sp.log) -> str:
-        arg = expr.args[0]
         # log(1 + e^u) overflows for large u; logaddexp(0, u) does not.
-        if isinstance(arg, sp.Add) and len(arg.args) == 2 and sp.S.One in arg.args:
-            other = arg.args[0] if arg.args[1] == 1 else arg.args[1]
-            if isinstance(other, sp.exp):
-                return f"np.logaddexp(0, {self._print(other.args[0])})"
+        u = self._softplus_arg(expr.args[0])
+        if u is not None:
+            return f"np.logaddexp(0, {self._print(u)})"
         return super()._print_log(expr)
 
     def _print_Pow(self, expr: sp.Pow, rational: bool = False) -> str:
         base, exp = expr.args
+        if self._softplus_power(expr):  # 1/(1 + e^(−u)) is σ(u): e^(−log(1 + e^(−u))) never overflows
+            return self._one_exponential((expr,))
         if exp == -1:
-            # 1/(1 + e^(−u)) is σ(u): e^(−log(1 + e^(−u))) never overflows.
-            if isinstance(base, sp.Add) and len(base.args) == 2 and sp.S.One in base.args:
-                other = base.args[0] if base.args[1] == 1 else base.args[1]
-                if isinstance(other, sp.exp):
-                    return f"np.exp(-np.logaddexp(0, {self._print(other.args[0])}))"
             return f"1/{self.parenthesize(base, 1000)}"
         if exp == sp.Rational(1, 2):
             return f"np.sqrt({self._print(base)})"
