@@ -75,9 +75,18 @@ class Activation:
         return output_form_of(self.formula)
 
 
+def _real(expr: sp.Expr) -> sp.Expr:
+    return expr.replace(sp.re, lambda a: a).replace(sp.im, lambda a: sp.S.Zero)
+
+
 def normalize_derivative(expr: sp.Expr) -> sp.Expr:
-    """Heaviside(z) is ½ at 0 in SymPy; autograd (and every handout's relu′) uses 0."""
-    return expr.replace(
+    """Heaviside(z) is ½ at 0 in SymPy; autograd (and every handout's relu′) uses 0. And every
+    variable is real: SymPy differentiates |z| as if z might be complex, through re(z) and im(z)."""
+    expr = expr.replace(
+        lambda e: isinstance(e, sp.Derivative) and e.expr.has(sp.re, sp.im),
+        lambda e: sp.diff(_real(e.expr), *e.variables),
+    )
+    return _real(expr).replace(
         lambda e: isinstance(e, sp.Heaviside) and e.args[1:] in ((), (sp.S.Half,)),
         lambda e: sp.Heaviside(e.args[0], 0),
     )

@@ -34,6 +34,18 @@ def test_no_output_form_where_none_exists():
     assert get_activation("z/(1 + exp(-z))").output_form is None
 
 
+@pytest.mark.parametrize("text", ["z/(1 + Abs(z))", "log(1 + Abs(z))", "z*Abs(z)"])
+def test_abs_is_differentiated_for_real_z(text):
+    """SymPy treats a plain symbol as complex and writes |z|′ through re(z), im(z) and unevaluated
+    Derivatives, which no printer can turn into code; every variable here is real: |z|′ = sign(z)."""
+    d = get_activation(text).derivative
+    assert not d.has(sp.re, sp.im, sp.Derivative) and d.has(sp.sign)
+    f = sp.lambdify(Z, get_activation(text).formula, "math")
+    for z in (-2.3, -0.4, 0.7, 1.9):
+        numeric = (f(z + 1e-6) - f(z - 1e-6)) / 2e-6
+        assert math.isclose(float(d.subs(Z, z)), numeric, rel_tol=1e-6, abs_tol=1e-8)
+
+
 def test_relu_derivative_is_zero_at_zero():
     d = get_activation("relu").derivative
     assert d == sp.Heaviside(Z, 0)

@@ -10,7 +10,7 @@ import sympy as sp
 from hypothesis import given, settings
 
 from derive.derivation import derive
-from derive.spec import load_preset, preset_names
+from derive.spec import load_preset, preset_names, spec_from_flags
 from derive.verify import torch_available, torch_loss_and_grads
 
 from .helpers import derive_cached, numeric, random_point, specs
@@ -77,6 +77,24 @@ def test_every_preset_is_verified_and_correct(name):
 @given(specs())
 def test_random_specs_are_verified_and_correct(spec):
     check(derive_cached(spec))
+
+
+def test_abs_in_user_activations_is_verified_and_correct():
+    """|u|′ = sign(u) for real u. The reference differentiates the composed loss over real symbols:
+    over SymPy's default (complex) symbols it would be written in re, im and unevaluated Derivatives."""
+    d = derive(spec_from_flags(2, "3:z/(1 + Abs(z)),2:Abs(z) - 1,1:identity", loss="half_sse"))
+    assert d.verified
+    values = random_point(d.network, np.random.default_rng(1))
+    loss = composed_loss(d.network)
+    real = {s: sp.Symbol(s.name, real=True) for s in loss.free_symbols}
+    at = {real.get(s, s): v for s, v in values.items()}
+    for chain in d.gradients:
+        layer = d.network.layers[int(chain.target[1:]) - 1]
+        params = layer.W if chain.target.startswith("W") else sp.Matrix(layer.b)
+        reference = numeric(params.applyfunc(lambda p: sp.diff(loss.xreplace(real), real[p])), at)
+        assert np.allclose(numeric(in_parameter_shape(d, chain), values), reference, rtol=1e-8, atol=1e-10)
+    if torch_available():
+        check_against_torch(d, values)
 
 
 def test_derivation_is_deterministic():

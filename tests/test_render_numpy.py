@@ -148,6 +148,14 @@ def test_a_user_swish_is_stable_where_exp_overflows(dtype, big):
         assert np.isclose(grads["W1"][0, 0], float(exact.subs(z, w).evalf(30)), rtol=1e-5, atol=tiny)
 
 
+def test_abs_in_a_user_activation_gives_correct_code():
+    spec = spec_from_flags(2, "3:z/(1 + Abs(z)),2:Abs(z) - 1,1:identity", loss="half_sse")
+    src = numpy_source(spec)
+    assert "np.sign(" in src and "re(" not in src
+    report = check_module(load_module(src, "softsign"), spec, seed=2, points=2)
+    assert report.ok, report.table()
+
+
 def test_out_is_given_only_to_one_whole_ufunc_call():
     assert with_out("np.maximum(z1, 0)", "z1") == "np.maximum(z1, 0, out=z1)"
     assert with_out("np.exp(-np.logaddexp(0, -z1))", "z1") == "np.exp(-np.logaddexp(0, -z1), out=z1)"
