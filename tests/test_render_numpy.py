@@ -2,6 +2,7 @@
 
 import ast
 import itertools
+import re
 import subprocess
 import sys
 
@@ -94,6 +95,66 @@ def test_mean_is_sum_over_batch_size():
     vm, gm = mean.loss_and_grads(params, x, y)
     vs, gs = total.loss_and_grads(params, x, y)
     assert np.isclose(vs, 5 * vm) and all(np.allclose(gs[k], 5 * gm[k]) for k in gm)
+
+
+def _label_modules():
+    """A net small enough for straight-line code for one example, and one that is not."""
+    small = module_for(load_preset("relu-softmax-label"))
+    wide = module_for(spec_from_flags(5, "7:relu,4:softmax", loss="ce", target="index"))
+    assert hasattr(small, "_single") and not hasattr(wide, "_single")
+    return {"straight-line": small, "arrays": wide}
+
+
+LABEL_MODULES = _label_modules()
+
+
+@pytest.mark.parametrize("path", LABEL_MODULES)
+@pytest.mark.parametrize("y", [1.5, True, "1", -1, "width", [0, 1], np.array([2**64 - 1], dtype=np.uint64)])
+@pytest.mark.parametrize("batch", [False, True])
+def test_bad_class_labels_are_refused_on_every_path(path, y, batch):
+    module = LABEL_MODULES[path]
+    y = module.OUTPUT_WIDTH if y == "width" else y
+    x = np.ones((1, module.INPUT_WIDTH) if batch else module.INPUT_WIDTH)
+    with pytest.raises(ValueError, match="label"):
+        module.loss_and_grads(module.init_params(0), x, y)
+
+
+@pytest.mark.parametrize("path", LABEL_MODULES)
+def test_one_label_may_be_given_as_any_integer_or_one_element_array(path):
+    module = LABEL_MODULES[path]
+    params, c = module.init_params(1), module.OUTPUT_WIDTH - 1
+    x = np.linspace(-1, 1, module.INPUT_WIDTH)
+    runs = [module.loss_and_grads(params, xs, y) for xs in (x, x[None, :])
+            for y in (c, np.int64(c), np.uint8(c), np.array([c]), np.array(c))]
+    for value, grads in runs[1:]:
+        assert value == runs[0][0] and all(np.array_equal(grads[k], runs[0][1][k]) for k in grads)
+
+
+@pytest.mark.parametrize("width", [2, 40])  # straight-line code for one example, then arrays only
+def test_bad_shapes_name_the_shape_given(width):
+    spec = spec_from_dict({"input": 3, "layer": [{"units": width, "activation": "tanh"},
+                                                 {"units": 2, "activation": "sigmoid"}], "loss": {"kind": "bce"}})
+    module = module_for(spec)
+    params = module.init_params(0)
+    for x, y, shape in [(np.ones(4), np.ones(2), "(4,)"), (np.ones((1, 1, 3)), np.ones(2), "(1, 1, 3)"),
+                        (np.ones(3), np.ones(3), "(3,)"), (np.ones((1, 3)), np.ones((2, 2)), "(2, 2)"),
+                        (np.ones((2, 3)), np.ones(2), "(2,)")]:
+        with pytest.raises(ValueError, match=rf"got {re.escape(shape)}$"):
+            module.loss_and_grads(params, x, y)
+    # a single example's target may be given either way
+    assert module.loss_and_grads(params, np.ones(3), np.ones((1, 2)))[0] == module.loss(params, np.ones(3), np.ones(2))
+
+
+def test_an_empty_batch_has_no_mean_but_sums_to_zero():
+    base = {"input": 3, "layer": [{"units": 4, "activation": "tanh"}, {"units": 2, "activation": "sigmoid"}],
+            "loss": {"kind": "bce"}}
+    mean = module_for(spec_from_dict(base))
+    with pytest.raises(ValueError, match="no examples"):
+        mean.loss_and_grads(mean.init_params(0), np.ones((0, 3)), np.ones((0, 2)))
+    assert mean.forward(mean.init_params(0), np.ones((0, 3)))["h1"].shape == (0, 4)  # no mean is taken there
+    total = module_for(spec_from_dict({**base, "loss": {"kind": "bce", "batch": "sum"}}))
+    value, grads = total.loss_and_grads(total.init_params(0), np.ones((0, 3)), np.ones((0, 2)))
+    assert value == 0 and all(g.shape == total.PARAM_SHAPES[k] and not g.any() for k, g in grads.items())
 
 
 def _saturated(spec_dict, logits):

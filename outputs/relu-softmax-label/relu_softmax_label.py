@@ -24,6 +24,7 @@ PARAM_SHAPES = {
 }
 INPUT_WIDTH = 3
 OUTPUT_WIDTH = 3
+_CLASSES = np.arange(OUTPUT_WIDTH)
 
 
 def init_params(rng=None, dtype=np.float64):
@@ -38,26 +39,34 @@ def init_params(rng=None, dtype=np.float64):
 
 def _inputs(x):
     x = np.asarray(x)
+    if x.ndim not in (1, 2) or x.shape[-1] != INPUT_WIDTH:
+        raise ValueError(f"x must have shape ({INPUT_WIDTH},) or (B, {INPUT_WIDTH}), got {x.shape}")
     if x.dtype.kind not in "fc":
         x = x.astype(np.float64)
     single = x.ndim == 1
     if single:
         x = x[None, :]
-    if x.ndim != 2 or x.shape[1] != INPUT_WIDTH:
-        raise ValueError(f"x must have shape ({INPUT_WIDTH},) or (B, {INPUT_WIDTH}), got {x.shape}")
     return x, single
 
 
-def _targets(y, x):
+def _labels(y, count):
+    """y as `count` integer class labels (their range is checked by the caller)."""
     labels = np.asarray(y).reshape(-1)
-    if labels.shape[0] != x.shape[0] or labels.dtype.kind not in "iu":
-        raise ValueError(f"y must be {x.shape[0]} integer class label(s) in [0, {OUTPUT_WIDTH})")
-    # Read as unsigned, a negative label is huge: one comparison checks both ends.
-    if labels.size and labels.astype(np.uint64).max() >= OUTPUT_WIDTH:
+    if labels.shape[0] != count or labels.dtype.kind not in "iu":
+        got = f"{labels.dtype} of shape {np.shape(y)}"
+        raise ValueError(f"y must be {count} integer class label(s) in [0, {OUTPUT_WIDTH}), got {got}")
+    return labels
+
+
+def _targets(y, x):
+    if x.shape[0] == 0:
+        raise ValueError("x is a batch of no examples, and the mean over it is undefined")
+    labels = _labels(y, x.shape[0])
+    # Row i is one-hot at labels[i]; a label outside [0, OUTPUT_WIDTH) leaves its row all zero.
+    hits = labels[:, None] == _CLASSES
+    if np.count_nonzero(hits) != labels.shape[0]:
         raise ValueError(f"class labels must lie in [0, {OUTPUT_WIDTH})")
-    onehot = np.zeros((x.shape[0], OUTPUT_WIDTH), dtype=x.dtype)
-    onehot[np.arange(x.shape[0]), labels] = 1
-    return onehot
+    return hits.astype(x.dtype)
 
 
 def _softmax(z):
@@ -68,7 +77,9 @@ def _softmax(z):
     np.exp(e, out=e)
     s = e.sum(axis=-1, keepdims=True)
     e /= s
-    return e, m + np.log(s)
+    np.log(s, out=s)
+    s += m
+    return e, s
 
 
 def _forward(params, x):
@@ -130,7 +141,7 @@ def _single(params, x, y):
         raise ValueError(f"x must have shape ({INPUT_WIDTH},) or (B, {INPUT_WIDTH}), got {x.shape}")
     dtype = x.dtype if x.dtype.kind in "fc" else np.float64
     x_1, x_2, x_3 = x.tolist()
-    c = int(y)
+    c = int(_labels(y, 1)[0])
     if not 0 <= c < OUTPUT_WIDTH:
         raise ValueError(f"class labels must lie in [0, {OUTPUT_WIDTH})")
     y_1 = 1.0 if c == 0 else 0.0
@@ -204,7 +215,7 @@ def loss_and_grads(params, x, y):
     if x.ndim == 1:
         return _single(params, x, y)
     if x.ndim == 2 and x.shape[0] == 1:  # a batch of one: the same numbers, shaped as a batch
-        return _single(params, x[0], np.reshape(y, -1)[0])
+        return _single(params, x[0], y)
     x, _ = _inputs(x)
     y = _targets(y, x)
     W1 = params["W1"]

@@ -40,23 +40,23 @@ def init_params(rng=None, dtype=np.float64):
 
 def _inputs(x):
     x = np.asarray(x)
+    if x.ndim not in (1, 2) or x.shape[-1] != INPUT_WIDTH:
+        raise ValueError(f"x must have shape ({INPUT_WIDTH},) or (B, {INPUT_WIDTH}), got {x.shape}")
     if x.dtype.kind not in "fc":
         x = x.astype(np.float64)
     single = x.ndim == 1
     if single:
         x = x[None, :]
-    if x.ndim != 2 or x.shape[1] != INPUT_WIDTH:
-        raise ValueError(f"x must have shape ({INPUT_WIDTH},) or (B, {INPUT_WIDTH}), got {x.shape}")
     return x, single
 
 
 def _targets(y, x):
+    if x.shape[0] == 0:
+        raise ValueError("x is a batch of no examples, and the mean over it is undefined")
     y = np.asarray(y, dtype=x.dtype)
-    if y.ndim == 1:
-        y = y[None, :]
-    if y.shape != (x.shape[0], OUTPUT_WIDTH):
+    if y.shape != (x.shape[0], OUTPUT_WIDTH) and not (y.shape == (OUTPUT_WIDTH,) and x.shape[0] == 1):
         raise ValueError(f"y must have shape ({OUTPUT_WIDTH},) or ({x.shape[0]}, {OUTPUT_WIDTH}), got {y.shape}")
-    return y
+    return y.reshape(x.shape[0], OUTPUT_WIDTH)
 
 
 def _forward(params, x):
@@ -113,7 +113,10 @@ def _single(params, x, y):
         raise ValueError(f"x must have shape ({INPUT_WIDTH},) or (B, {INPUT_WIDTH}), got {x.shape}")
     dtype = x.dtype if x.dtype.kind in "fc" else np.float64
     x_1, x_2, x_3 = x.tolist()
-    y_1, y_2 = np.asarray(y, dtype=np.float64).reshape(OUTPUT_WIDTH).tolist()
+    y = np.asarray(y, dtype=np.float64)
+    if y.shape not in ((OUTPUT_WIDTH,), (1, OUTPUT_WIDTH)):
+        raise ValueError(f"y must have shape ({OUTPUT_WIDTH},) or (1, {OUTPUT_WIDTH}), got {y.shape}")
+    y_1, y_2 = y.reshape(OUTPUT_WIDTH).tolist()
     W1_1_1, W1_1_2, W1_1_3, W1_2_1, W1_2_2, W1_2_3, W1_3_1, W1_3_2, W1_3_3 = params["W1"].ravel().tolist()
     b1_1, b1_2, b1_3 = params["b1"].ravel().tolist()
     W2_1_1, W2_1_2, W2_1_3, W2_2_1, W2_2_2, W2_2_3 = params["W2"].ravel().tolist()
@@ -177,7 +180,7 @@ def loss_and_grads(params, x, y):
     if x.ndim == 1:
         return _single(params, x, y)
     if x.ndim == 2 and x.shape[0] == 1:  # a batch of one: the same numbers, shaped as a batch
-        return _single(params, x[0], np.reshape(y, -1))
+        return _single(params, x[0], y)
     x, _ = _inputs(x)
     y = _targets(y, x)
     W1 = params["W1"]
