@@ -130,6 +130,26 @@ def test_one_label_may_be_given_as_any_integer_or_one_element_array(path):
         assert value == runs[0][0] and all(np.array_equal(grads[k], runs[0][1][k]) for k in grads)
 
 
+@pytest.mark.parametrize("path", LABEL_MODULES)
+@pytest.mark.parametrize("x_shape", [(None,), (1, None), (3, None)])
+def test_a_parameter_of_the_wrong_shape_is_named_on_every_path(path, x_shape):
+    """A transposed W has the right number of entries: straight-line code must not read it in the wrong order."""
+    module = LABEL_MODULES[path]
+    params = module.init_params(0)
+    x = np.ones(tuple(module.INPUT_WIDTH if n is None else n for n in x_shape))
+    y = np.zeros(x.shape[0] if x.ndim == 2 else (), dtype=int)
+    wrong = {**params, "W1": params["W1"].T}
+    for call in (lambda p: module.loss_and_grads(p, x, y), lambda p: module.loss(p, x, y),
+                 lambda p: module.forward(p, x)):
+        with pytest.raises(ValueError, match=re.escape(f"params['W1'] must have shape {params['W1'].shape}, got")):
+            call(wrong)
+    # nested lists of the right shapes are read as arrays
+    lists = {name: value.tolist() for name, value in params.items()}
+    value, grads = module.loss_and_grads(lists, x, y)
+    expected = module.loss_and_grads(params, x, y)
+    assert value == expected[0] and all(np.array_equal(grads[k], expected[1][k]) for k in grads)
+
+
 @pytest.mark.parametrize("width", [2, 40])  # straight-line code for one example, then arrays only
 def test_bad_shapes_name_the_shape_given(width):
     spec = spec_from_dict({"input": 3, "layer": [{"units": width, "activation": "tanh"},
@@ -332,10 +352,15 @@ def test_generated_code_is_deterministic():
     assert render_numpy(derive(spec)) == render_numpy(derive(spec))
 
 
-@pytest.mark.parametrize("name", preset_names())
+DEEP = spec_from_flags(4, "30:relu,30:tanh,30:z/(1 + exp(-z)),30:Piecewise((z, z > 0), (exp(z) - 1, True)),3:softmax",
+                       loss="ce", target="index", name="a-deep-network-with-a-long-name")
+
+
+@pytest.mark.parametrize("name", [*preset_names(), "deep"])
 def test_generated_code_passes_ruff(tmp_path, name):
+    """Presets, and a deep net whose docstring lines and parameter lists need wrapping."""
     path = tmp_path / "module.py"
-    path.write_text(render_numpy(derive(load_preset(name))))
+    path.write_text(numpy_source(DEEP) if name == "deep" else render_numpy(derive(load_preset(name))))
     result = subprocess.run([sys.executable, "-m", "ruff", "check", "--isolated", "--select", "E,F,W,B",
                              "--line-length", "120", str(path)], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout

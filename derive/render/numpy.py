@@ -490,6 +490,10 @@ def module_view(d: Derivation, program: Program, spec: NetworkSpec) -> dict:
         "output_width": widths[-1],
         "output_names": wrapped_items([f'"{n}"' for n in program.outputs]),
         "params": params,
+        "shapes_text": ", ".join(f"{name} {shape}" for name, shape in params.items()),
+        "param_names": wrapped_names(list(params)),
+        "param_lookups": wrapped_items([f'params["{name}"]' for name in params]),
+        "param_shapes": wrapped_items([f"{name}.shape" for name in params], indent=12),
         "fan_in": {name: (shape[1] if spec.convention == "column" else shape[0]) for name, shape in params.items()
                    if name.startswith("W")},
         "forward": lines(program.forward),

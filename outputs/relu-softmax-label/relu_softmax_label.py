@@ -22,6 +22,7 @@ PARAM_SHAPES = {
     "W2": (2, 2),
     "W3": (3, 2),
 }
+_SHAPES = tuple(PARAM_SHAPES.values())
 INPUT_WIDTH = 3
 OUTPUT_WIDTH = 3
 _CLASSES = np.arange(OUTPUT_WIDTH)
@@ -47,6 +48,25 @@ def _inputs(x):
     if single:
         x = x[None, :]
     return x, single
+
+
+def _params(params):
+    """The parameters in the order of PARAM_SHAPES, each an array of its shape."""
+    values = (
+        params["W1"], params["W2"], params["W3"],
+    )
+    W1, W2, W3 = values
+    try:
+        if (
+            W1.shape, W2.shape, W3.shape,
+        ) == _SHAPES:
+            return values
+    except AttributeError:  # not arrays: the loop below says which, or converts them
+        pass
+    for name, shape in PARAM_SHAPES.items():
+        if np.shape(params[name]) != shape:
+            raise ValueError(f"params[{name!r}] must have shape {shape}, got {np.shape(params[name])}")
+    return tuple(np.asarray(params[name]) for name in PARAM_SHAPES)
 
 
 def _labels(y, count):
@@ -84,9 +104,7 @@ def _softmax(z):
 
 def _forward(params, x):
     """Every intermediate, by name, for a batch x of shape (B, 3)."""
-    W1 = params["W1"]
-    W2 = params["W2"]
-    W3 = params["W3"]
+    W1, W2, W3 = _params(params)
     # z⁽¹⁾ = W⁽¹⁾ x
     z1 = x @ W1.T
     # h⁽¹⁾ = max(0, z⁽¹⁾), entry by entry
@@ -147,9 +165,10 @@ def _single(params, x, y):
     y_1 = 1.0 if c == 0 else 0.0
     y_2 = 1.0 if c == 1 else 0.0
     y_3 = 1.0 if c == 2 else 0.0
-    W1_1_1, W1_1_2, W1_1_3, W1_2_1, W1_2_2, W1_2_3 = params["W1"].ravel().tolist()
-    W2_1_1, W2_1_2, W2_2_1, W2_2_2 = params["W2"].ravel().tolist()
-    W3_1_1, W3_1_2, W3_2_1, W3_2_2, W3_3_1, W3_3_2 = params["W3"].ravel().tolist()
+    W1, W2, W3 = _params(params)
+    W1_1_1, W1_1_2, W1_1_3, W1_2_1, W1_2_2, W1_2_3 = W1.ravel().tolist()
+    W2_1_1, W2_1_2, W2_2_1, W2_2_2 = W2.ravel().tolist()
+    W3_1_1, W3_1_2, W3_2_1, W3_2_2, W3_3_1, W3_3_2 = W3.ravel().tolist()
     # The forward pass, unit by unit.
     z1_1 = W1_1_1*x_1 + W1_1_2*x_2 + W1_1_3*x_3
     z1_2 = W1_2_1*x_1 + W1_2_2*x_2 + W1_2_3*x_3
@@ -218,9 +237,7 @@ def loss_and_grads(params, x, y):
         return _single(params, x[0], y)
     x, _ = _inputs(x)
     y = _targets(y, x)
-    W1 = params["W1"]
-    W2 = params["W2"]
-    W3 = params["W3"]
+    W1, W2, W3 = _params(params)
     # The forward pass, keeping only what the backward pass reads.
     # z⁽¹⁾ = W⁽¹⁾ x
     z1 = x @ W1.T

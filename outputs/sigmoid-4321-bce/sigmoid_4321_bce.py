@@ -25,6 +25,7 @@ PARAM_SHAPES = {
     "W3": (2, 1),
     "b3": (1,),
 }
+_SHAPES = tuple(PARAM_SHAPES.values())
 INPUT_WIDTH = 4
 OUTPUT_WIDTH = 1
 
@@ -54,6 +55,25 @@ def _inputs(x):
     return x, single
 
 
+def _params(params):
+    """The parameters in the order of PARAM_SHAPES, each an array of its shape."""
+    values = (
+        params["W1"], params["b1"], params["W2"], params["b2"], params["W3"], params["b3"],
+    )
+    W1, b1, W2, b2, W3, b3 = values
+    try:
+        if (
+            W1.shape, b1.shape, W2.shape, b2.shape, W3.shape, b3.shape,
+        ) == _SHAPES:
+            return values
+    except AttributeError:  # not arrays: the loop below says which, or converts them
+        pass
+    for name, shape in PARAM_SHAPES.items():
+        if np.shape(params[name]) != shape:
+            raise ValueError(f"params[{name!r}] must have shape {shape}, got {np.shape(params[name])}")
+    return tuple(np.asarray(params[name]) for name in PARAM_SHAPES)
+
+
 def _targets(y, x):
     if x.shape[0] == 0:
         raise ValueError("x is a batch of no examples, and the mean over it is undefined")
@@ -65,12 +85,7 @@ def _targets(y, x):
 
 def _forward(params, x):
     """Every intermediate, by name, for a batch x of shape (B, 4)."""
-    W1 = params["W1"]
-    b1 = params["b1"]
-    W2 = params["W2"]
-    b2 = params["b2"]
-    W3 = params["W3"]
-    b3 = params["b3"]
+    W1, b1, W2, b2, W3, b3 = _params(params)
     # z^[1] = x W^[1] + b^[1]
     z1 = x @ W1
     z1 += b1
@@ -131,15 +146,16 @@ def _single(params, x, y):
     if y.shape not in ((OUTPUT_WIDTH,), (1, OUTPUT_WIDTH)):
         raise ValueError(f"y must have shape ({OUTPUT_WIDTH},) or (1, {OUTPUT_WIDTH}), got {y.shape}")
     (y_1,) = y.reshape(OUTPUT_WIDTH).tolist()
+    W1, b1, W2, b2, W3, b3 = _params(params)
     (
         W1_1_1, W1_1_2, W1_1_3, W1_2_1, W1_2_2, W1_2_3, W1_3_1, W1_3_2, W1_3_3,
         W1_4_1, W1_4_2, W1_4_3,
-    ) = params["W1"].ravel().tolist()
-    b1_1, b1_2, b1_3 = params["b1"].ravel().tolist()
-    W2_1_1, W2_1_2, W2_2_1, W2_2_2, W2_3_1, W2_3_2 = params["W2"].ravel().tolist()
-    b2_1, b2_2 = params["b2"].ravel().tolist()
-    W3_1_1, W3_2_1 = params["W3"].ravel().tolist()
-    (b3_1,) = params["b3"].ravel().tolist()
+    ) = W1.ravel().tolist()
+    b1_1, b1_2, b1_3 = b1.ravel().tolist()
+    W2_1_1, W2_1_2, W2_2_1, W2_2_2, W2_3_1, W2_3_2 = W2.ravel().tolist()
+    b2_1, b2_2 = b2.ravel().tolist()
+    W3_1_1, W3_2_1 = W3.ravel().tolist()
+    (b3_1,) = b3.ravel().tolist()
     # The forward pass, unit by unit.
     z1_1 = W1_1_1*x_1 + W1_2_1*x_2 + W1_3_1*x_3 + W1_4_1*x_4 + b1_1
     z1_2 = W1_1_2*x_1 + W1_2_2*x_2 + W1_3_2*x_3 + W1_4_2*x_4 + b1_2
@@ -216,12 +232,7 @@ def loss_and_grads(params, x, y):
         return _single(params, x[0], y)
     x, _ = _inputs(x)
     y = _targets(y, x)
-    W1 = params["W1"]
-    b1 = params["b1"]
-    W2 = params["W2"]
-    b2 = params["b2"]
-    W3 = params["W3"]
-    b3 = params["b3"]
+    W1, b1, W2, b2, W3, b3 = _params(params)
     # The forward pass, keeping only what the backward pass reads.
     # z^[1] = x W^[1] + b^[1]
     z1 = x @ W1

@@ -23,6 +23,7 @@ PARAM_SHAPES = {
     "W2": (1, 2),
     "b2": (1,),
 }
+_SHAPES = tuple(PARAM_SHAPES.values())
 INPUT_WIDTH = 2
 OUTPUT_WIDTH = 1
 
@@ -50,6 +51,25 @@ def _inputs(x):
     return x, single
 
 
+def _params(params):
+    """The parameters in the order of PARAM_SHAPES, each an array of its shape."""
+    values = (
+        params["W1"], params["b1"], params["W2"], params["b2"],
+    )
+    W1, b1, W2, b2 = values
+    try:
+        if (
+            W1.shape, b1.shape, W2.shape, b2.shape,
+        ) == _SHAPES:
+            return values
+    except AttributeError:  # not arrays: the loop below says which, or converts them
+        pass
+    for name, shape in PARAM_SHAPES.items():
+        if np.shape(params[name]) != shape:
+            raise ValueError(f"params[{name!r}] must have shape {shape}, got {np.shape(params[name])}")
+    return tuple(np.asarray(params[name]) for name in PARAM_SHAPES)
+
+
 def _targets(y, x):
     if x.shape[0] == 0:
         raise ValueError("x is a batch of no examples, and the mean over it is undefined")
@@ -61,10 +81,7 @@ def _targets(y, x):
 
 def _forward(params, x):
     """Every intermediate, by name, for a batch x of shape (B, 2)."""
-    W1 = params["W1"]
-    b1 = params["b1"]
-    W2 = params["W2"]
-    b2 = params["b2"]
+    W1, b1, W2, b2 = _params(params)
     # z⁽¹⁾ = W⁽¹⁾ x + b⁽¹⁾
     z1 = x @ W1.T
     z1 += b1
@@ -117,10 +134,11 @@ def _single(params, x, y):
     if y.shape not in ((OUTPUT_WIDTH,), (1, OUTPUT_WIDTH)):
         raise ValueError(f"y must have shape ({OUTPUT_WIDTH},) or (1, {OUTPUT_WIDTH}), got {y.shape}")
     (y_1,) = y.reshape(OUTPUT_WIDTH).tolist()
-    W1_1_1, W1_1_2, W1_2_1, W1_2_2 = params["W1"].ravel().tolist()
-    b1_1, b1_2 = params["b1"].ravel().tolist()
-    W2_1_1, W2_1_2 = params["W2"].ravel().tolist()
-    (b2_1,) = params["b2"].ravel().tolist()
+    W1, b1, W2, b2 = _params(params)
+    W1_1_1, W1_1_2, W1_2_1, W1_2_2 = W1.ravel().tolist()
+    b1_1, b1_2 = b1.ravel().tolist()
+    W2_1_1, W2_1_2 = W2.ravel().tolist()
+    (b2_1,) = b2.ravel().tolist()
     # The forward pass, unit by unit.
     z1_1 = W1_1_1*x_1 + W1_1_2*x_2 + b1_1
     z1_2 = W1_2_1*x_1 + W1_2_2*x_2 + b1_2
@@ -164,10 +182,7 @@ def loss_and_grads(params, x, y):
         return _single(params, x[0], y)
     x, _ = _inputs(x)
     y = _targets(y, x)
-    W1 = params["W1"]
-    b1 = params["b1"]
-    W2 = params["W2"]
-    b2 = params["b2"]
+    W1, b1, W2, b2 = _params(params)
     # The forward pass, keeping only what the backward pass reads.
     # z⁽¹⁾ = W⁽¹⁾ x + b⁽¹⁾
     z1 = x @ W1.T
