@@ -128,6 +128,28 @@ def test_check_reports_a_table(capsys):
     assert "finite differences" in out and "all gradients agree" in out
 
 
+WRONG_B1 = '''
+
+_right = loss_and_grads
+
+
+def loss_and_grads(params, x, y):
+    value, grads = _right(params, x, y)
+    return value, {**grads, "b1": grads["b1"] * 1.001 + 1e-3}
+'''
+
+
+def test_check_exits_1_and_names_the_gradient_when_the_module_is_wrong(capsys, monkeypatch):
+    import derive.render.numpy as numpy_renderer
+
+    right = numpy_renderer.numpy_source
+    monkeypatch.setattr(numpy_renderer, "numpy_source", lambda spec: right(spec) + WRONG_B1)
+    code, out, _ = run(["check", "two-layer-relu"], capsys)
+    assert code == 1 and "GRADIENTS DISAGREE" in out
+    rows = [line.split() for line in out.splitlines() if line.startswith(("finite differences", "torch autograd"))]
+    assert rows and all((row[-1] == "MISMATCH") == (row[3] == "b1") for row in rows)
+
+
 def test_console_script_runs_as_a_process():
     result = subprocess.run([sys.executable, "-m", "derive", "presets"], capture_output=True, text=True,
                             check=False)

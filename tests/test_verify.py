@@ -1,11 +1,12 @@
 """The numeric checker: the points it samples are ones where its comparisons can be trusted."""
 
 import numpy as np
+import pytest
 
 from derive.derivation import derive
 from derive.render.numpy import render_numpy
 from derive.spec import spec_from_dict
-from derive.verify import PRE_ACTIVATION_BOUND, check_module, load_module, sample_point
+from derive.verify import PRE_ACTIVATION_BOUND, check_module, load_module, sample_point, torch_available
 
 
 def test_stacked_growing_activations_are_sampled_where_differences_stay_accurate():
@@ -34,3 +35,42 @@ def test_kinked_pre_activations_keep_their_margin():
     params, x, _ = sample_point(module, spec, np.random.default_rng(1), batch=8, margin=0.05)
     values = module.forward(params, x)
     assert np.min(np.abs(values["z1"])) > 0.05 and np.min(np.abs(values["z2"])) > 0.05
+
+
+def _nudged(module, param: str, scale: float):
+    """`module` with one entry of one gradient (or, for param "L", the loss) scaled: a wrong module."""
+    right = module.loss_and_grads
+
+    def loss_and_grads(params, x, y):
+        value, grads = right(params, x, y)
+        if param == "L":
+            return value * scale, grads
+        wrong = grads[param].copy()
+        wrong.flat[0] = wrong.flat[0] * scale if wrong.flat[0] else 1e-3
+        return value, {**grads, param: wrong}
+
+    module.loss_and_grads = loss_and_grads
+    return module
+
+
+SPEC = {"input": 3, "layer": [{"units": 4, "activation": "tanh"}, {"units": 2, "activation": "sigmoid"}],
+        "loss": {"kind": "bce"}}
+
+
+def test_the_checker_names_the_one_gradient_that_is_wrong():
+    spec = spec_from_dict(SPEC)
+    module = _nudged(load_module(render_numpy(derive(spec)), "nudged_b1"), "b1", 1 + 1e-4)
+    report = check_module(module, spec)
+    assert not report.ok and "GRADIENTS DISAGREE" in report.table()
+    wrong = {(r.reference.rsplit(" ", 1)[0], r.param) for r in report.rows if not r.ok}
+    expected = {("finite differences", "b1")} | ({("torch autograd", "b1")} if torch_available() else set())
+    assert wrong == expected
+
+
+def test_the_checker_compares_the_loss_with_torch():
+    if not torch_available():
+        pytest.skip("needs torch: without it the loss is only differentiated, not compared")
+    spec = spec_from_dict(SPEC)
+    module = _nudged(load_module(render_numpy(derive(spec)), "nudged_loss"), "L", 1 + 1e-3)
+    report = check_module(module, spec)
+    assert [r.reference for r in report.rows if not r.ok] == ["torch loss 1", "torch loss 2"]
