@@ -229,6 +229,30 @@ def test_a_user_swish_is_stable_where_exp_overflows(dtype, big):
         assert np.isclose(grads["W1"][0, 0], float(exact.subs(z, w).evalf(30)), rtol=1e-5, atol=tiny)
 
 
+@pytest.mark.parametrize(("dtype", "big"), [(np.float64, 800.0), (np.float32, 100.0)])
+@pytest.mark.parametrize("activation", ["Piecewise((z, z > 0), (exp(z) - 1, True))",  # ELU
+                                        "Piecewise((1 - exp(-z), z > 0), (z, True))"])  # its mirror image
+def test_exponential_pieces_do_not_overflow_where_another_piece_is_taken(dtype, big, activation):
+    """np.where evaluates every piece at every entry: ELU's e^z − 1 overflows at z = 800, with a
+    warning, although the piece z is the one taken there. Each exponential piece is clamped to its own
+    interval, so nothing overflows and the values are exact."""
+    spec = spec_from_flags(1, f"1:{activation}", loss="half_sse", no_bias=True)
+    module = module_for(spec)
+    source = numpy_source(spec)
+    assert "np.minimum(z1, 0)" in source or "np.maximum(z1, 0)" in source
+    x, y = np.ones((2, 1), dtype=dtype), np.full((2, 1), 3.0, dtype=dtype)  # two rows: the array code
+    z = sp.Symbol("z")
+    act = sp.sympify(activation, locals={"z": z})
+    exact = (act - 3) * sp.diff(act, z)  # dL/dW at x = 1
+    for w in (-big, big):
+        with np.errstate(over="raise", invalid="raise", divide="raise"):
+            value, grads = module.loss_and_grads({"W1": np.full((1, 1), w, dtype=dtype)}, x, y)
+        assert grads["W1"].dtype == dtype
+        expected = float(exact.subs(z, w).evalf(30))
+        assert np.isclose(grads["W1"][0, 0], expected, rtol=1e-5, atol=np.finfo(dtype).tiny)
+        assert np.isclose(value, float(((act - 3) ** 2 / 2).subs(z, w)), rtol=1e-5)
+
+
 def test_abs_in_a_user_activation_gives_correct_code():
     spec = spec_from_flags(2, "3:z/(1 + Abs(z)),2:Abs(z) - 1,1:identity", loss="half_sse")
     src = numpy_source(spec)
