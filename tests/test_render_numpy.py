@@ -150,6 +150,20 @@ def test_a_parameter_of_the_wrong_shape_is_named_on_every_path(path, x_shape):
     assert value == expected[0] and all(np.array_equal(grads[k], expected[1][k]) for k in grads)
 
 
+@pytest.mark.parametrize("path", LABEL_MODULES)
+@pytest.mark.parametrize(("params_dtype", "x_dtype", "expected"), [
+    (np.float32, np.float32, np.float32), (np.float64, np.float32, np.float64), (np.float32, np.float64, np.float64),
+    (np.float32, np.int64, np.float64), (np.float32, np.float16, np.float32)])
+def test_gradients_take_the_promoted_dtype_on_every_path(path, params_dtype, x_dtype, expected):
+    """One example, a batch of one and a batch (straight-line code or arrays) agree on the dtype."""
+    module = LABEL_MODULES[path]
+    params = module.init_params(0, dtype=params_dtype)
+    for x, y in [(np.ones(module.INPUT_WIDTH), 0), (np.ones((1, module.INPUT_WIDTH)), [0]),
+                 (np.ones((3, module.INPUT_WIDTH)), [0, 1, 2])]:
+        _, grads = module.loss_and_grads(params, x.astype(x_dtype), np.array(y))
+        assert {g.dtype for g in grads.values()} == {np.dtype(expected)}
+
+
 @pytest.mark.parametrize("width", [2, 40])  # straight-line code for one example, then arrays only
 def test_bad_shapes_name_the_shape_given(width):
     spec = spec_from_dict({"input": 3, "layer": [{"units": width, "activation": "tanh"},

@@ -9,7 +9,8 @@ Convention: column vectors, z = W a + b; W1 (3, 3), b1 (3,), W2 (2, 3), b2 (2,).
 Every line of loss_and_grads quotes the equation of the derivation it implements.
 x is one example of shape (3,) or a batch of shape (B, 3); y is
 of shape (2,) or (B, 2).
-Gradients have the keys and shapes of params and the dtype of x.
+Gradients have the keys and shapes of params, in the dtype x and params promote to (float32 in,
+float32 out).
 
     params = init_params(rng=0)
     value, grads = loss_and_grads(params, x, y)
@@ -129,13 +130,16 @@ def _single(params, x, y):
     (for a network this small, plain Python floats are faster than arrays)."""
     if x.shape != (INPUT_WIDTH,):
         raise ValueError(f"x must have shape ({INPUT_WIDTH},) or (B, {INPUT_WIDTH}), got {x.shape}")
-    dtype = x.dtype if x.dtype.kind in "fc" else np.float64
+    if x.dtype.kind not in "fc":
+        x = x.astype(np.float64)
     x_1, x_2, x_3 = x.tolist()
     y = np.asarray(y, dtype=np.float64)
     if y.shape not in ((OUTPUT_WIDTH,), (1, OUTPUT_WIDTH)):
         raise ValueError(f"y must have shape ({OUTPUT_WIDTH},) or (1, {OUTPUT_WIDTH}), got {y.shape}")
     y_1, y_2 = y.reshape(OUTPUT_WIDTH).tolist()
-    W1, b1, W2, b2 = _params(params)
+    values = _params(params)
+    W1, b1, W2, b2 = values
+    dtype = np.result_type(x, *values)  # the dtype the array code computes in
     W1_1_1, W1_1_2, W1_1_3, W1_2_1, W1_2_2, W1_2_3, W1_3_1, W1_3_2, W1_3_3 = W1.ravel().tolist()
     b1_1, b1_2, b1_3 = b1.ravel().tolist()
     W2_1_1, W2_1_2, W2_1_3, W2_2_1, W2_2_2, W2_2_3 = W2.ravel().tolist()

@@ -9,7 +9,8 @@ Convention: column vectors, z = W a + b; W1 (2, 3), W2 (2, 2), W3 (3, 2).
 Every line of loss_and_grads quotes the equation of the derivation it implements.
 x is one example of shape (3,) or a batch of shape (B, 3); y is
 a class label in [0, 3) (an int, or an int array of shape (B,)).
-Gradients have the keys and shapes of params and the dtype of x.
+Gradients have the keys and shapes of params, in the dtype x and params promote to (float32 in,
+float32 out).
 
     params = init_params(rng=0)
     value, grads = loss_and_grads(params, x, y)
@@ -157,7 +158,8 @@ def _single(params, x, y):
     (for a network this small, plain Python floats are faster than arrays)."""
     if x.shape != (INPUT_WIDTH,):
         raise ValueError(f"x must have shape ({INPUT_WIDTH},) or (B, {INPUT_WIDTH}), got {x.shape}")
-    dtype = x.dtype if x.dtype.kind in "fc" else np.float64
+    if x.dtype.kind not in "fc":
+        x = x.astype(np.float64)
     x_1, x_2, x_3 = x.tolist()
     c = int(_labels(y, 1)[0])
     if not 0 <= c < OUTPUT_WIDTH:
@@ -165,7 +167,9 @@ def _single(params, x, y):
     y_1 = 1.0 if c == 0 else 0.0
     y_2 = 1.0 if c == 1 else 0.0
     y_3 = 1.0 if c == 2 else 0.0
-    W1, W2, W3 = _params(params)
+    values = _params(params)
+    W1, W2, W3 = values
+    dtype = np.result_type(x, *values)  # the dtype the array code computes in
     W1_1_1, W1_1_2, W1_1_3, W1_2_1, W1_2_2, W1_2_3 = W1.ravel().tolist()
     W2_1_1, W2_1_2, W2_2_1, W2_2_2 = W2.ravel().tolist()
     W3_1_1, W3_1_2, W3_2_1, W3_2_2, W3_3_1, W3_3_2 = W3.ravel().tolist()
