@@ -226,9 +226,9 @@ def _single(params, x, y):
         dW3_1_1, dW3_1_2, dW3_2_1, dW3_2_2, dW3_3_1, dW3_3_2,
     ], dtype=dtype)
     return float(value), {
-        "W1": flat[0:6].reshape(PARAM_SHAPES["W1"]),
-        "W2": flat[6:10].reshape(PARAM_SHAPES["W2"]),
-        "W3": flat[10:16].reshape(PARAM_SHAPES["W3"]),
+        "W1": flat[0:6].reshape(2, 3),
+        "W2": flat[6:10].reshape(2, 2),
+        "W3": flat[10:16].reshape(3, 2),
     }
 
 

@@ -218,12 +218,12 @@ def _single(params, x, y):
         dW2_3_2, db2_1, db2_2, dW3_1_1, dW3_2_1, db3_1,
     ], dtype=dtype)
     return float(value), {
-        "W1": flat[0:12].reshape(PARAM_SHAPES["W1"]),
-        "b1": flat[12:15].reshape(PARAM_SHAPES["b1"]),
-        "W2": flat[15:21].reshape(PARAM_SHAPES["W2"]),
-        "b2": flat[21:23].reshape(PARAM_SHAPES["b2"]),
-        "W3": flat[23:25].reshape(PARAM_SHAPES["W3"]),
-        "b3": flat[25:26].reshape(PARAM_SHAPES["b3"]),
+        "W1": flat[0:12].reshape(4, 3),
+        "b1": flat[12:15],
+        "W2": flat[15:21].reshape(3, 2),
+        "b2": flat[21:23],
+        "W3": flat[23:25].reshape(2, 1),
+        "b3": flat[25:26],
     }
 
 

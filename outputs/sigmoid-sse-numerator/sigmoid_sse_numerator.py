@@ -189,10 +189,10 @@ def _single(params, x, y):
         db1_2, db1_3, dW2_1_1, dW2_1_2, dW2_1_3, dW2_2_1, dW2_2_2, dW2_2_3, db2_1, db2_2,
     ], dtype=dtype)
     return float(value), {
-        "W1": flat[0:9].reshape(PARAM_SHAPES["W1"]),
-        "b1": flat[9:12].reshape(PARAM_SHAPES["b1"]),
-        "W2": flat[12:18].reshape(PARAM_SHAPES["W2"]),
-        "b2": flat[18:20].reshape(PARAM_SHAPES["b2"]),
+        "W1": flat[0:9].reshape(3, 3),
+        "b1": flat[9:12],
+        "W2": flat[12:18].reshape(2, 3),
+        "b2": flat[18:20],
     }
 
 

@@ -254,12 +254,12 @@ def _single(params, x, y):
         dW3_3_1, dW3_3_2, dW3_3_3, db3_1, db3_2, db3_3,
     ], dtype=dtype)
     return float(value), {
-        "W1": flat[0:9].reshape(PARAM_SHAPES["W1"]),
-        "b1": flat[9:12].reshape(PARAM_SHAPES["b1"]),
-        "W2": flat[12:21].reshape(PARAM_SHAPES["W2"]),
-        "b2": flat[21:24].reshape(PARAM_SHAPES["b2"]),
-        "W3": flat[24:33].reshape(PARAM_SHAPES["W3"]),
-        "b3": flat[33:36].reshape(PARAM_SHAPES["b3"]),
+        "W1": flat[0:9].reshape(3, 3),
+        "b1": flat[9:12],
+        "W2": flat[12:21].reshape(3, 3),
+        "b2": flat[21:24],
+        "W3": flat[24:33].reshape(3, 3),
+        "b3": flat[33:36],
     }
 
 

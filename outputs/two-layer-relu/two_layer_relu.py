@@ -170,10 +170,10 @@ def _single(params, x, y):
         dW1_1_1, dW1_1_2, dW1_2_1, dW1_2_2, db1_1, db1_2, dW2_1_1, dW2_1_2, db2_1,
     ], dtype=dtype)
     return float(value), {
-        "W1": flat[0:4].reshape(PARAM_SHAPES["W1"]),
-        "b1": flat[4:6].reshape(PARAM_SHAPES["b1"]),
-        "W2": flat[6:8].reshape(PARAM_SHAPES["W2"]),
-        "b2": flat[8:9].reshape(PARAM_SHAPES["b2"]),
+        "W1": flat[0:4].reshape(2, 2),
+        "b1": flat[4:6],
+        "W2": flat[6:8].reshape(1, 2),
+        "b2": flat[8:9],
     }
 
 
