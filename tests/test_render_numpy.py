@@ -267,6 +267,14 @@ def test_exponential_pieces_do_not_overflow_where_another_piece_is_taken(dtype, 
         assert np.isclose(value, float(((act - 3) ** 2 / 2).subs(z, w)), rtol=1e-5)
 
 
+def test_irrational_constants_print_as_one_float_in_front():
+    spec = spec_from_flags(2, "3:z*exp(-1) + log(2) + 1,1:identity", loss="half_sse")
+    source = numpy_source(spec)
+    coefficient, constant = repr(float(sp.exp(-1))), repr(float(sp.log(2) + 1))
+    assert f"{coefficient}*z1 + {constant}" in source and "*0.3678" not in source
+    assert check_module(load_module(source, "constants"), spec).ok
+
+
 def test_abs_in_a_user_activation_gives_correct_code():
     spec = spec_from_flags(2, "3:z/(1 + Abs(z)),2:Abs(z) - 1,1:identity", loss="half_sse")
     src = numpy_source(spec)

@@ -16,7 +16,7 @@ import numpy as np
 import sympy as sp
 from sympy.matrices.expressions import DiagMatrix, HadamardProduct
 from sympy.printing.numpy import NumPyPrinter
-from sympy.printing.precedence import PRECEDENCE
+from sympy.printing.precedence import PRECEDENCE, precedence
 
 from derive import __version__, naming
 from derive.derivation import Derivation, derive
@@ -96,10 +96,28 @@ class ArrayPrinter(NumPyPrinter):
             return f"{sign}{exponential}"
         return f"{sign}{self.parenthesize(rest, PRECEDENCE['Mul'], strict=True)}*{exponential}"
 
+    def _print_Add(self, expr: sp.Add, order=None) -> str:
+        # z + e^(−1) + 1 as z + 1.3678794411714423: constants that are not all rational (SymPy adds
+        # those itself) become one float.
+        numbers = [a for a in expr.args if a.is_number]
+        if len(numbers) < 2:
+            return super()._print_Add(expr, order)
+        constant = float(sp.Add(*numbers))
+        out = self._print(sp.Add(*[a for a in expr.args if not a.is_number]))
+        return out if constant == 0 else f"{out} {'-' if constant < 0 else '+'} {abs(constant)!r}"
+
     def _print_Mul(self, expr: sp.Mul) -> str:
         stable = self._one_exponential(sp.Mul.make_args(expr))
         if stable is not None:
             return stable
+        factors = sp.Mul.make_args(expr)
+        numbers = [f for f in factors if f.is_number]
+        if numbers and not all(f.is_Rational for f in numbers):
+            # z·e^(−1) as 0.36787944117144233*z: one float coefficient, in front.
+            constant = float(sp.Mul(*numbers))
+            rest = sp.Mul(*[f for f in factors if not f.is_number])
+            printed = self._print(rest) if precedence(rest) >= PRECEDENCE["Mul"] else f"({self._print(rest)})"
+            return f"{'-' if constant < 0 else ''}{abs(constant)!r}*{printed}"
         coeff, rest = expr.as_coeff_Mul()
         factors = sp.Mul.make_args(rest)
         sums = [f for f in factors if isinstance(f, sp.Add)]
