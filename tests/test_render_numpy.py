@@ -164,6 +164,23 @@ def test_gradients_take_the_promoted_dtype_on_every_path(path, params_dtype, x_d
         assert {g.dtype for g in grads.values()} == {np.dtype(expected)}
 
 
+@pytest.mark.parametrize("spec", [load_preset("softmax-ce-three-layer"),
+                                  spec_from_flags(3, "40:tanh,4:softmax", loss="ce")], ids=["straight-line", "arrays"])
+def test_cross_entropy_targets_must_sum_to_one(spec):
+    """δ = ŷ − y holds because Σ_k y_k = 1: for targets summing to 2 it would be the gradient of
+    another loss, so they are refused; rounding in float32 targets is not."""
+    module = module_for(spec)
+    params, k = module.init_params(0), module.OUTPUT_WIDTH
+    x = np.random.default_rng(0).standard_normal((3, module.INPUT_WIDTH))
+    for xs, y in [(x[0], np.full(k, 2 / k)), (x[:1], np.full((1, k), 2 / k)), (x, np.full((3, k), 2 / k))]:
+        with pytest.raises(ValueError, match="sum to 1"):
+            module.loss_and_grads(params, xs, y)
+    for xs, y in [(x[0], np.full(k, 1 / k, dtype=np.float32)), (x, np.full((3, k), 1 / k, dtype=np.float32)),
+                  (x.astype(np.float32), np.full((3, k), 1 / k)), (x, np.eye(k, dtype=int)[:3])]:
+        value, grads = module.loss_and_grads(params, xs, y)
+        assert np.isfinite(value) and all(np.isfinite(g).all() for g in grads.values())
+
+
 @pytest.mark.parametrize("width", [2, 40])  # straight-line code for one example, then arrays only
 def test_bad_shapes_name_the_shape_given(width):
     spec = spec_from_dict({"input": 3, "layer": [{"units": width, "activation": "tanh"},

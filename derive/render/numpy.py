@@ -550,6 +550,7 @@ def module_view(d: Derivation, program: Program, spec: NetworkSpec) -> dict:
         "column": spec.convention == "column",
         "batch": spec.loss.batch,
         "index_target": spec.loss.target == "index",
+        "targets_sum_to_one": net.loss.targets_sum_to_one and spec.loss.target != "index",
         "input_width": spec.input,
         "output_width": widths[-1],
         "output_names": wrapped_items([f'"{n}"' for n in program.outputs]),

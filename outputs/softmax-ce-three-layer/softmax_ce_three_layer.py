@@ -8,7 +8,7 @@ Convention: column vectors, z = W a + b; W1 (3, 3), b1 (3,), W2 (3, 3), b2 (3,),
 
 Every line of loss_and_grads quotes the equation of the derivation it implements.
 x is one example of shape (3,) or a batch of shape (B, 3); y is
-of shape (3,) or (B, 3).
+of shape (3,) or (B, 3), each example's targets summing to 1.
 Gradients have the keys and shapes of params, in the dtype x and params promote to (float32 in,
 float32 out).
 
@@ -75,13 +75,27 @@ def _params(params):
     return tuple(np.asarray(params[name]) for name in PARAM_SHAPES)
 
 
+def _check_distributions(y, given):
+    """The derivation takes Σ_k y_k = 1 (that is what makes δ = ŷ − y); other targets would get
+    gradients of a different loss. The tolerance is that of the coarser of y's dtypes, as given and
+    as computed with."""
+    off = np.abs(y.sum(axis=-1) - 1)
+    eps = max(np.finfo(dtype).eps for dtype in (y.dtype, given) if dtype.kind in "fc")
+    if np.any(off > np.sqrt(eps)):
+        row = int(np.argmax(off))
+        raise ValueError(f"cross-entropy targets must sum to 1 in each example; example {row} is off by {off[row]:.3g}")
+
+
 def _targets(y, x):
     if x.shape[0] == 0:
         raise ValueError("x is a batch of no examples, and the mean over it is undefined")
+    given = np.asarray(y).dtype
     y = np.asarray(y, dtype=x.dtype)
     if y.shape != (x.shape[0], OUTPUT_WIDTH) and not (y.shape == (OUTPUT_WIDTH,) and x.shape[0] == 1):
         raise ValueError(f"y must have shape ({OUTPUT_WIDTH},) or ({x.shape[0]}, {OUTPUT_WIDTH}), got {y.shape}")
-    return y.reshape(x.shape[0], OUTPUT_WIDTH)
+    y = y.reshape(x.shape[0], OUTPUT_WIDTH)
+    _check_distributions(y, given)
+    return y
 
 
 def _softmax(z):
@@ -158,9 +172,11 @@ def _single(params, x, y):
     if x.dtype.kind not in "fc":
         x = x.astype(np.float64)
     x_1, x_2, x_3 = x.tolist()
+    given = np.asarray(y).dtype
     y = np.asarray(y, dtype=np.float64)
     if y.shape not in ((OUTPUT_WIDTH,), (1, OUTPUT_WIDTH)):
         raise ValueError(f"y must have shape ({OUTPUT_WIDTH},) or (1, {OUTPUT_WIDTH}), got {y.shape}")
+    _check_distributions(y.reshape(1, OUTPUT_WIDTH), given)
     y_1, y_2, y_3 = y.reshape(OUTPUT_WIDTH).tolist()
     values = _params(params)
     W1, b1, W2, b2, W3, b3 = values
