@@ -10,7 +10,9 @@ This is the mathematics that code generation needs, done here so that the NumPy 
 - loss_and_grads gets its own order of the same statements, chosen so that arrays die early: each
   layer's gradients right after its δ, a mask that reads only z⁽ˡ⁾ computed with z⁽ˡ⁾; then an array
   that nothing reads any more gives its memory to the next one of its shape (h⁽ˡ⁾ takes z⁽ˡ⁾'s, δ⁽ˡ⁾
-  takes h⁽ˡ⁾'s), which spares a (B, width) allocation per layer and the page faults of touching it.
+  takes h⁽ˡ⁾'s), which spares a (B, width) allocation per layer and the page faults of touching it;
+- an exponential piece of a Piecewise gets its variable clamped to the interval where the piece is
+  taken: np.where evaluates every piece at every entry, and ELU's e^z − 1 would overflow where z is.
 """
 
 from __future__ import annotations
@@ -170,6 +172,54 @@ def dot_factors(term: sp.Expr, arrays: set[sp.Symbol]) -> tuple[sp.Expr, sp.Expr
     return factors[0], factors[1]
 
 
+def _grows_exponentially(expr: sp.Expr) -> bool:
+    """Whether an exponential of the variable (e^z, sinh, cosh, c^z) occurs in expr."""
+    return any((isinstance(a, sp.exp | sp.sinh | sp.cosh) and a.free_symbols)
+               or (isinstance(a, sp.Pow) and a.exp.free_symbols) for a in sp.preorder_traversal(expr))
+
+
+def _on_own_domains(expr: sp.Piecewise) -> sp.Piecewise:
+    """expr with each exponential piece's variable clamped to the interval where that piece is taken.
+    np.where evaluates every piece everywhere, and e^z − 1 (ELU's left piece) overflows, with a
+    warning, at the large z where the other piece is taken; clamped, it cannot. On its own interval a
+    clamped piece is the piece itself, so the values are unchanged."""
+    values = [piece.expr for piece in expr.args]
+    if len(expr.free_symbols) != 1:
+        return expr
+    (u,) = expr.free_symbols
+    rest = sp.S.Reals
+    for k, piece in enumerate(expr.args):
+        try:
+            domain = rest if piece.cond == sp.true else rest.intersect(piece.cond.as_set())
+        except (NotImplementedError, TypeError, ValueError):  # a condition that is no interval of u
+            return expr
+        rest = rest - domain
+        if isinstance(domain, sp.Interval) and _grows_exponentially(piece.expr):
+            clamped = u
+            if domain.inf.is_finite and not _bounded_towards(piece.expr, u, -sp.oo):
+                clamped = sp.Max(clamped, domain.inf)
+            if domain.sup.is_finite and not _bounded_towards(piece.expr, u, sp.oo):
+                clamped = sp.Min(clamped, domain.sup)
+            values[k] = piece.expr.subs(u, clamped)
+    return sp.Piecewise(*zip(values, (piece.cond for piece in expr.args), strict=True))
+
+
+def _bounded_towards(expr: sp.Expr, u: sp.Symbol, end: sp.Expr) -> bool:
+    """Whether expr has a finite limit as u goes to `end` (then it cannot overflow out there)."""
+    try:
+        return bool(sp.limit(expr, u, end).is_finite)
+    except (NotImplementedError, ValueError, TypeError):
+        return False
+
+
+
+def _evaluable_everywhere(s):
+    """s with every Piecewise in it on its own domains (see above)."""
+    if isinstance(s, Elementwise) and s.expr.has(sp.Piecewise):
+        return dataclasses.replace(s, expr=s.expr.replace(lambda e: isinstance(e, sp.Piecewise), _on_own_domains))
+    return s
+
+
 def build_program(d: Derivation) -> Program:
     net, blocks = d.network, d.blocks
     forward: list = []
@@ -222,6 +272,8 @@ def build_program(d: Derivation) -> Program:
         loss_reads = frozenset({"yhat", "y"})
     else:
         loss_reads = frozenset({name for _, name in loss.args} | ({f"lse{net.depth}"} if loss.lse_of else set()))
+    forward = [_evaluable_everywhere(s) for s in forward]
+    backward = [_evaluable_everywhere(s) for s in backward]
     training, backward = _with_masks_early(forward, backward, net.depth)
     training, backward = _with_reuse(training, loss_reads, backward, net.depth)
     return Program(tuple(forward), loss, net.loss_expr, tuple(backward), tuple(outputs), naming.delta(net.depth),

@@ -149,10 +149,9 @@ class ArrayPrinter(NumPyPrinter):
         """Nested np.where, first condition outermost; every piece ends in (…, True) by then."""
         if expr.args[-1].cond != sp.true:
             return super()._print_Piecewise(expr)
-        values = _on_own_domains(expr)
-        out = self._print(values[-1])
-        for piece, value in zip(reversed(expr.args[:-1]), reversed(values[:-1]), strict=True):
-            out = f"np.where({self._print(piece.cond)}, {self._print(value)}, {out})"
+        out = self._print(expr.args[-1].expr)
+        for piece in reversed(expr.args[:-1]):
+            out = f"np.where({self._print(piece.cond)}, {self._print(piece.expr)}, {out})"
         if all(piece.expr.is_number for piece in expr.args):  # constants alone would make float64
             ref = self._print(sorted(expr.free_symbols, key=str)[0])
             out = f"{out}.astype({ref}.dtype)"
@@ -181,46 +180,6 @@ class ArrayPrinter(NumPyPrinter):
         if exp.is_Integer and exp > 1:
             return f"{self.parenthesize(base, PRECEDENCE['Pow'])}**{exp}"
         return super()._print_Pow(expr, rational)
-
-
-def _grows_exponentially(expr: sp.Expr) -> bool:
-    """Whether an exponential of the variable (e^z, sinh, cosh, c^z) occurs in expr."""
-    return any((isinstance(a, sp.exp | sp.sinh | sp.cosh) and a.free_symbols)
-               or (isinstance(a, sp.Pow) and a.exp.free_symbols) for a in sp.preorder_traversal(expr))
-
-
-def _on_own_domains(expr: sp.Piecewise) -> list[sp.Expr]:
-    """The pieces' expressions, each exponential one with its variable clamped to the interval where
-    that piece is taken. np.where evaluates every piece everywhere, and e^z − 1 (ELU's left piece)
-    overflows, with a warning, at the large z where the other piece is taken; clamped, it cannot.
-    On its own interval a clamped piece is the piece itself, so the values are unchanged."""
-    values = [piece.expr for piece in expr.args]
-    if len(expr.free_symbols) != 1:
-        return values
-    (u,) = expr.free_symbols
-    rest = sp.S.Reals
-    for k, piece in enumerate(expr.args):
-        try:
-            domain = rest if piece.cond == sp.true else rest.intersect(piece.cond.as_set())
-        except (NotImplementedError, TypeError, ValueError):  # a condition that is no interval of u
-            return [piece.expr for piece in expr.args]
-        rest = rest - domain
-        if isinstance(domain, sp.Interval) and _grows_exponentially(piece.expr):
-            clamped = u
-            if domain.inf.is_finite and not _bounded_towards(piece.expr, u, -sp.oo):
-                clamped = sp.Max(clamped, domain.inf)
-            if domain.sup.is_finite and not _bounded_towards(piece.expr, u, sp.oo):
-                clamped = sp.Min(clamped, domain.sup)
-            values[k] = piece.expr.subs(u, clamped)
-    return values
-
-
-def _bounded_towards(expr: sp.Expr, u: sp.Symbol, end: sp.Expr) -> bool:
-    """Whether expr has a finite limit as u goes to `end` (then it cannot overflow out there)."""
-    try:
-        return bool(sp.limit(expr, u, end).is_finite)
-    except (NotImplementedError, ValueError, TypeError):
-        return False
 
 
 class ScalarPrinter(ArrayPrinter):
