@@ -12,7 +12,7 @@ import sympy as sp
 from hypothesis import given, settings
 
 from derive.derivation import derive
-from derive.render.numpy import numpy_source, render_numpy, with_out
+from derive.render.numpy import numpy_source, render_numpy, with_out, wrapped_chain, wrapped_items, wrapped_names
 from derive.spec import load_preset, preset_names, spec_from_dict, spec_from_flags
 from derive.verify import (
     ATOL,
@@ -148,6 +148,43 @@ def test_a_parameter_of_the_wrong_shape_is_named_on_every_path(path, x_shape):
     value, grads = module.loss_and_grads(lists, x, y)
     expected = module.loss_and_grads(params, x, y)
     assert value == expected[0] and all(np.array_equal(grads[k], expected[1][k]) for k in grads)
+
+
+class ArrayLike:
+    """An array from another library, as a torch tensor is: a shape, and __array__ for NumPy."""
+
+    def __init__(self, value: np.ndarray) -> None:
+        self.value, self.shape = value, value.shape
+
+    def __array__(self, dtype=None, copy=None):
+        return self.value if dtype is None else self.value.astype(dtype)
+
+
+class Subclass(np.ndarray):
+    pass
+
+
+@pytest.mark.parametrize("path", LABEL_MODULES)
+@pytest.mark.parametrize("batch", [False, True])
+def test_params_must_be_exactly_the_networks_parameters(path, batch):
+    """A missing or unknown key is named (the gradients could not have the keys of params), and
+    arrays of other types are read as NumPy arrays rather than failing inside a matmul."""
+    module = LABEL_MODULES[path]
+    params = module.init_params(0)
+    x = np.ones((2, module.INPUT_WIDTH) if batch else module.INPUT_WIDTH)
+    y = np.zeros(2 if batch else (), dtype=int)
+    bad = [({k: v for k, v in params.items() if k != "W2"}, "params lacks 'W2'; this network's parameters are W1, "),
+           ({**params, "W9": params["W1"]}, "params has 'W9'; "), ({**params, 3: 1}, "params has 3; "),
+           (list(params.values()), "params must be a dict of arrays, got list"), (None, "must be a dict")]
+    for wrong, message in bad:
+        for call in (lambda p: module.loss_and_grads(p, x, y), lambda p: module.forward(p, x)):
+            with pytest.raises(ValueError, match=re.escape(message)):
+                call(wrong)
+    expected = module.loss_and_grads(params, x, y)
+    for other in ({k: ArrayLike(v) for k, v in params.items()}, {**params, "W1": params["W1"].view(Subclass)}):
+        value, grads = module.loss_and_grads(other, x, y)
+        assert value == expected[0] and {type(g) for g in grads.values()} == {np.ndarray}
+        assert all(np.array_equal(grads[k], expected[1][k]) for k in grads)
 
 
 @pytest.mark.parametrize("path", LABEL_MODULES)
@@ -412,6 +449,25 @@ def test_generated_code_passes_ruff(tmp_path, name):
     result = subprocess.run([sys.executable, "-m", "ruff", "check", "--isolated", "--select", "E,F,W,B",
                              "--line-length", "120", str(path)], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout
+
+
+@pytest.mark.parametrize("count", [1, 2, 7, 12, 40])
+def test_long_lists_wrap_into_code_that_means_the_same(count):
+    """Tuples, assignment targets and `is` chains of any length: valid Python, rows within the width."""
+    names = [f"name{k}" for k in range(count)]
+    code = (f"values = (\n        {wrapped_items(names)}\n)\n"
+            f"same = (\n            {wrapped_chain([*names, 'token'], 'is')}\n)\n"
+            f"{wrapped_names(names)} = range({count})\n")
+    assert max(map(len, code.splitlines())) <= 100, code
+    token = object()
+    for odd_one in (None, names[-1]):
+        scope = {name: token for name in names} | {"token": token}
+        if odd_one:
+            scope[odd_one] = object()
+        exec(compile(code, "wrapped", "exec"), scope)
+        assert scope["same"] is (odd_one is None)
+        assert len(scope["values"]) == count
+        assert [scope[name] for name in names] == list(range(count))
 
 
 def test_user_activation_needs_no_special_code():

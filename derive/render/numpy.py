@@ -209,15 +209,19 @@ class ScalarPrinter(ArrayPrinter):
         return super()._print_Relational(expr)
 
 
-def _rows(names: list[str], width: int) -> list[str]:
-    rows, current = [], ""
+def _rows(names: list[str], width: int, sep: str = ", ") -> list[str]:
+    """`names` joined by `sep` in rows of at most `width` characters. A comma also ends each row (a
+    trailing comma, as in a tuple); another separator is left for the caller to begin rows with."""
+    rows, current = [], []
     for name in names:
-        if current and len(current) + len(name) + 2 > width:
-            rows.append(current.rstrip())
-            current = ""
-        current += name + ", "
-    rows.append(current.rstrip())
-    return rows
+        if current and len(sep.join([*current, name, ""])) > width:
+            rows.append(current)
+            current = []
+        current.append(name)
+    rows.append(current)
+    if sep.strip() == ",":
+        return [(sep.join(row) + sep).rstrip() for row in rows]
+    return [sep.join(row) for row in rows]
 
 
 def wrapped_names(names: list[str], indent: int = 4, width: int = 80) -> str:
@@ -250,6 +254,12 @@ def wrapped_statement(target: str, code: str, indent: int = 4, width: int = 110)
 def wrapped_items(names: list[str], indent: int = 8, width: int = 100) -> str:
     """The items of a list literal, one row per line."""
     return ("\n" + " " * indent).join(_rows(names, width - indent))
+
+
+def wrapped_chain(operands: list[str], op: str, indent: int = 12, width: int = 100) -> str:
+    """`a op b op c` inside parentheses, broken before `op` when long."""
+    rows = _rows(operands, width - indent - len(op) - 2, f" {op} ")
+    return ("\n" + " " * indent + f"{op} ").join(rows)
 
 
 def scalar_view(d: Derivation) -> dict | None:
@@ -516,8 +526,9 @@ def module_view(d: Derivation, program: Program, spec: NetworkSpec) -> dict:
         "params": params,
         "shapes_text": ", ".join(f"{name} {shape}" for name, shape in params.items()),
         "param_names": wrapped_names(list(params)),
-        "param_lookups": wrapped_items([f'params["{name}"]' for name in params]),
+        "param_lookups": wrapped_items([f'params["{name}"]' for name in params], indent=12),
         "param_shapes": wrapped_items([f"{name}.shape" for name in params], indent=12),
+        "param_types": wrapped_chain([f"type({name})" for name in params] + ["np.ndarray"], "is"),
         "fan_in": {name: (shape[1] if spec.convention == "column" else shape[0]) for name, shape in params.items()
                    if name.startswith("W")},
         "forward": lines(program.forward),

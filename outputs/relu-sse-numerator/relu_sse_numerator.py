@@ -54,17 +54,27 @@ def _inputs(x):
 
 def _params(params):
     """The parameters in the order of PARAM_SHAPES, each an array of its shape."""
-    values = (
-        params["W1"], params["b1"], params["W2"], params["b2"],
-    )
-    W1, b1, W2, b2 = values
     try:
-        if (
+        values = (
+            params["W1"], params["b1"], params["W2"], params["b2"],
+        )
+        W1, b1, W2, b2 = values
+        arrays = (
+            type(W1) is type(b1) is type(W2) is type(b2) is np.ndarray
+        )
+        if arrays and len(params) == 4 and (
             W1.shape, b1.shape, W2.shape, b2.shape,
         ) == _SHAPES:
             return values
-    except AttributeError:  # not arrays: the loop below says which, or converts them
+    except (KeyError, TypeError):  # the checks below say what is wrong, or convert to arrays
         pass
+    if not hasattr(params, "keys"):
+        raise ValueError(f"params must be a dict of arrays, got {type(params).__name__}")
+    missing = [name for name in PARAM_SHAPES if name not in params]
+    unknown = [repr(key) for key in params if key not in PARAM_SHAPES]
+    if missing or unknown:
+        wrong = f"lacks {', '.join(map(repr, missing))}" if missing else f"has {', '.join(unknown)}"
+        raise ValueError(f"params {wrong}; this network's parameters are {', '.join(PARAM_SHAPES)}")
     for name, shape in PARAM_SHAPES.items():
         if np.shape(params[name]) != shape:
             raise ValueError(f"params[{name!r}] must have shape {shape}, got {np.shape(params[name])}")
