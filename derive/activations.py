@@ -192,6 +192,9 @@ ALLOWED_FUNCTIONS: dict[str, object] = {
 # expression and is refused after parsing.
 _ALLOWED_NAMES = {"z", "True", *ALLOWED_FUNCTIONS}
 _ALLOWED_OPERATORS = {"+", "-", "*", "/", "**", "(", ")", ",", ".", "<", ">", "<=", ">="}
+# Every character a formula needs, and no other: no comment, string, backslash or line break can
+# reach the parser, or the generated code and documents that quote the formula.
+_ALLOWED_CHARACTERS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 +-*/().,<>=")
 
 
 def parse_user_activation(text: str) -> Activation:
@@ -210,6 +213,9 @@ def parse_user_activation(text: str) -> Activation:
             raise DeriveError(f"activation expression {text!r} uses the operator {tok.string!r}")
         if tok.type == tokenize.ERRORTOKEN and not tok.string.isspace():
             raise DeriveError(f"activation expression {text!r} has an unexpected {tok.string!r}")
+    odd = next((ch for ch in text if ch not in _ALLOWED_CHARACTERS), None)
+    if odd is not None:  # a comment, a string, a backslash or a line break, which no token above names
+        raise DeriveError(f"activation expression {text!r} has an unexpected {odd!r}")
     try:
         expr = parse_expr(
             text,

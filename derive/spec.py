@@ -163,6 +163,16 @@ def _str(value: Any, where: str) -> str:
     return value
 
 
+def _line(value: Any, where: str) -> str:
+    """One line of printable text: a title or description is quoted in every output, and a line
+    break or control character would break a docstring or a terminal's display."""
+    text = _str(value, where)
+    if not text.isprintable():
+        odd = next(ch for ch in text if not ch.isprintable())
+        raise DeriveError(f"must be one line of printable text, and has {odd!r}", where)
+    return text
+
+
 def _choice(value: Any, key: str, where: str) -> str:
     value = _str(value, where)
     if value not in CHOICES[key]:
@@ -284,10 +294,8 @@ def spec_from_dict(data: dict[str, Any], where: str = "spec") -> NetworkSpec:
     name = _str(data.get("name", "network"), f"{where}: name")
     if not NAME_PATTERN.fullmatch(name):
         raise DeriveError(f"{name!r} is not a name: use letters, digits, '_' and '-'", f"{where}: name")
-    title = _str(data.get("title", ""), f"{where}: title")
-    description = _str(data.get("description", ""), f"{where}: description")
-    if "\n" in description:
-        raise DeriveError("must be one line", f"{where}: description")
+    title = _line(data.get("title", ""), f"{where}: title")
+    description = _line(data.get("description", ""), f"{where}: description")
     if "input" not in data:
         raise DeriveError("missing 'input' (the width of x)", where)
     input_width = _int(data["input"], f"{where}: input")

@@ -1,4 +1,5 @@
 import math
+import re
 
 import pytest
 import sympy as sp
@@ -88,11 +89,19 @@ def test_user_float_constants_become_exact():
 @pytest.mark.parametrize("text", [
     "__import__('os').system('true')", "z.__class__", "exp(y)", "open('x')", "z +", "lambda: z", "z[0]",
     "3", "z; z", "z if z else 1", "eval('z')", "Symbol('q')", "z > 0", "True", "z*True", "z == 1",
-    "Max(z > 0, 1)", "(z > 0) & (z < 1)",
+    "Max(z > 0, 1)", "(z > 0) & (z < 1)", "z # a comment", 'z + 0*"text"', "(z\n+ 1)", "z \\\n+ 1", "z\x00",
 ])
 def test_unsafe_or_malformed_expressions_are_rejected(text):
     with pytest.raises(DeriveError):
         parse_user_activation(text)
+
+
+def test_a_character_no_formula_needs_is_named():
+    """Comments, strings, backslashes and line breaks would reach the docstrings and documents that
+    quote the formula; they are refused before parsing, and the message names the character."""
+    for text, odd in [("z # note", "'#'"), ("(z\n+ 1)", "'\\n'"), ("z + 'a'", '"\'"'), ("z \\\n+ 1", "'\\\\'")]:
+        with pytest.raises(DeriveError, match=re.escape(f"has an unexpected {odd}")):
+            parse_user_activation(text)
 
 
 def test_unknown_name_lists_the_valid_ones():

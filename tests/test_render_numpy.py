@@ -1,6 +1,7 @@
 """Generated NumPy modules: correct against finite differences and PyTorch, stable, readable, lean."""
 
 import ast
+import dataclasses
 import itertools
 import re
 import subprocess
@@ -446,6 +447,20 @@ def test_generated_code_passes_ruff(tmp_path, name):
     """Presets, and a deep net whose docstring lines and parameter lists need wrapping."""
     path = tmp_path / "module.py"
     path.write_text(numpy_source(DEEP) if name == "deep" else render_numpy(derive(load_preset(name))))
+    result = subprocess.run([sys.executable, "-m", "ruff", "check", "--isolated", "--select", "E,F,W,B",
+                             "--line-length", "120", str(path)], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout
+
+
+def test_a_title_with_quotes_and_backslashes_stays_text(tmp_path):
+    """The spec's title opens the module's docstring: quotes, backslashes and escapes in it must
+    not end the string or be read as escapes, and a long one wraps."""
+    title = 'A """quoted""" title \\ with \\N{BULLET}, \\n, \'single\' and "double" quotes, σ′ ' + "and more " * 12
+    spec = dataclasses.replace(spec_from_flags(2, "2:tanh,1:sigmoid", loss="bce"), title=title)
+    path = tmp_path / "titled.py"
+    path.write_text(numpy_source(spec))
+    module = load_module(path.read_text(), "titled")
+    assert " ".join(module.__doc__.split("\n\n")[0].split()) == " ".join(title.split())
     result = subprocess.run([sys.executable, "-m", "ruff", "check", "--isolated", "--select", "E,F,W,B",
                              "--line-length", "120", str(path)], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import textwrap
 from dataclasses import dataclass
 
 import numpy as np
@@ -262,6 +263,13 @@ def wrapped_chain(operands: list[str], op: str, indent: int = 12, width: int = 1
     return ("\n" + " " * indent + f"{op} ").join(rows)
 
 
+def docstring_text(text: str, width: int = 100) -> str:
+    """Text from the spec, wrapped, as it may stand in a triple-quoted string: a backslash or a quote
+    would end the string or start an escape."""
+    lines = textwrap.wrap(text, width, break_on_hyphens=False) or [""]
+    return "\n".join(line.replace("\\", "\\\\").replace('"', '\\"') for line in lines)
+
+
 def scalar_view(d: Derivation) -> dict | None:
     if not wants_scalar(d):
         return None
@@ -509,10 +517,11 @@ def module_view(d: Derivation, program: Program, spec: NetworkSpec) -> dict:
     softmax_lse = [f"lse{s.layer}" for s in program.forward if isinstance(s, Softmax)]
     values = [*program.outputs, *softmax_lse]
     return {
-        "title": spec.title or spec.name,
+        "title": docstring_text(spec.title or spec.name),
         "name": spec.name,
         "version": __version__,
-        "network": " -> ".join([f"x ({spec.input})"] + [f"{layer.units} {layer.activation}" for layer in spec.layers]),
+        "network": docstring_text("Network: " + " -> ".join(
+            [f"x ({spec.input})"] + [f"{layer.units} {layer.activation}" for layer in spec.layers]) + "."),
         "loss_text": net.loss.description,
         "loss_name": net.loss.name,
         "convention": CONVENTION_TEXT[spec.convention],

@@ -7,8 +7,7 @@ Loss: binary cross-entropy averaged over the K outputs; mean over a batch.
 Convention: column vectors, z = W a + b; W1 (3, 3), b1 (3,), W2 (2, 3), b2 (2,).
 
 Every line of loss_and_grads quotes the equation of the derivation it implements.
-x is one example of shape (3,) or a batch of shape (B, 3); y is
-of shape (2,) or (B, 2).
+x is one example of shape (3,) or a batch of shape (B, 3); y is of shape (2,) or (B, 2).
 Gradients have the keys and shapes of params, in the dtype x and params promote to (float32 in,
 float32 out).
 

@@ -7,8 +7,8 @@ Loss: cross-entropy, −Σ_k y_k log ŷ_k, with y a class label; mean over a bat
 Convention: column vectors, z = W a + b; W1 (2, 3), W2 (2, 2), W3 (3, 2).
 
 Every line of loss_and_grads quotes the equation of the derivation it implements.
-x is one example of shape (3,) or a batch of shape (B, 3); y is
-a class label in [0, 3) (an int, or an int array of shape (B,)).
+x is one example of shape (3,) or a batch of shape (B, 3); y is a class label in [0, 3) (an int, or
+an int array of shape (B,)).
 Gradients have the keys and shapes of params, in the dtype x and params promote to (float32 in,
 float32 out).
 

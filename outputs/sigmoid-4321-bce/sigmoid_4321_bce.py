@@ -7,8 +7,7 @@ Loss: binary cross-entropy, −Σ_k [y_k log ŷ_k + (1 − y_k) log(1 − ŷ_k)]
 Convention: row vectors, z = a W + b; W1 (4, 3), b1 (3,), W2 (3, 2), b2 (2,), W3 (2, 1), b3 (1,).
 
 Every line of loss_and_grads quotes the equation of the derivation it implements.
-x is one example of shape (4,) or a batch of shape (B, 4); y is
-of shape (1,) or (B, 1).
+x is one example of shape (4,) or a batch of shape (B, 4); y is of shape (1,) or (B, 1).
 Gradients have the keys and shapes of params, in the dtype x and params promote to (float32 in,
 float32 out).
 

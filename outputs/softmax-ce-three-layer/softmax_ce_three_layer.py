@@ -7,8 +7,8 @@ Loss: cross-entropy, −Σ_k y_k log ŷ_k; mean over a batch.
 Convention: column vectors, z = W a + b; W1 (3, 3), b1 (3,), W2 (3, 3), b2 (3,), W3 (3, 3), b3 (3,).
 
 Every line of loss_and_grads quotes the equation of the derivation it implements.
-x is one example of shape (3,) or a batch of shape (B, 3); y is
-of shape (3,) or (B, 3), each example's targets summing to 1.
+x is one example of shape (3,) or a batch of shape (B, 3); y is of shape (3,) or (B, 3), each
+example's targets summing to 1.
 Gradients have the keys and shapes of params, in the dtype x and params promote to (float32 in,
 float32 out).
 

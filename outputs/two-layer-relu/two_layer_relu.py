@@ -7,8 +7,7 @@ Loss: half the sum of squared errors, ½ Σ_k (ŷ_k − y_k)²; mean over a batc
 Convention: column vectors, z = W a + b; W1 (2, 2), b1 (2,), W2 (1, 2), b2 (1,).
 
 Every line of loss_and_grads quotes the equation of the derivation it implements.
-x is one example of shape (2,) or a batch of shape (B, 2); y is
-of shape (1,) or (B, 1).
+x is one example of shape (2,) or a batch of shape (B, 2); y is of shape (1,) or (B, 1).
 Gradients have the keys and shapes of params, in the dtype x and params promote to (float32 in,
 float32 out).
 
