@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import signal
+import string
 import threading
 import tokenize
 from collections.abc import Callable, Iterator, Sequence
@@ -194,7 +195,7 @@ _ALLOWED_NAMES = {"z", "True", *ALLOWED_FUNCTIONS}
 _ALLOWED_OPERATORS = {"+", "-", "*", "/", "**", "(", ")", ",", ".", "<", ">", "<=", ">="}
 # Every character a formula needs, and no other: no comment, string, backslash or line break can
 # reach the parser, or the generated code and documents that quote the formula.
-_ALLOWED_CHARACTERS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 +-*/().,<>=")
+_ALLOWED_CHARACTERS = set(string.ascii_letters + string.digits + " +-*/().,<>=")
 
 
 def parse_user_activation(text: str) -> Activation:
