@@ -17,6 +17,7 @@ import numpy as np
 import sympy as sp
 
 from derive.activations import Z
+from derive.errors import DeriveError
 from derive.spec import NetworkSpec
 
 RTOL, ATOL, STEP = 1e-5, 1e-7, 1e-6
@@ -45,7 +46,9 @@ def sample_point(module, spec: NetworkSpec, rng: np.random.Generator, batch: int
     """Parameters, x and y at random, with every kinked pre-activation at least `margin` from its kink
     and every pre-activation within ±PRE_ACTIVATION_BOUND. Past that bound a stack of growing
     activations (z³ of z³ …) saturates the output, and a central difference at step 1e-6 loses the
-    digits the comparison needs; the weights shrink a little with each try until the point is tame."""
+    digits the comparison needs; the weights shrink a little with each try until the point is tame.
+    Every value of the forward pass must be finite too: a user formula such as log(z) or 1/z is not
+    defined everywhere, and a point outside its domain would say nothing about the gradients."""
     kinked = _kinked(spec)
     k = spec.layers[-1].units
     shape = (batch, spec.input) if batch else (spec.input,)
@@ -57,13 +60,16 @@ def sample_point(module, spec: NetworkSpec, rng: np.random.Generator, batch: int
             else:
                 params[name] *= 0.97**attempt
         x = rng.standard_normal(shape).astype(dtype)
-        values = module.forward(params, x)
+        with np.errstate(all="ignore"):  # outside a formula's domain: try another point
+            values = module.forward(params, x)
         zs = [values[f"z{i + 1}"] for i in range(len(kinked))]
-        if all(np.max(np.abs(z)) <= PRE_ACTIVATION_BOUND for z in zs) and all(
+        if all(np.isfinite(v).all() for v in values.values()) and all(
+                np.max(np.abs(z)) <= PRE_ACTIVATION_BOUND for z in zs) and all(
                 np.min(np.abs(z)) > margin for z, kink in zip(zs, kinked) if kink):
             break
     else:
-        raise RuntimeError("could not sample a point away from the activations' kinks with moderate values")
+        raise DeriveError("found no random point where every activation is defined and finite, away from its "
+                          "kinks, with moderate pre-activations; the gradients cannot be checked numerically")
     lead = (batch,) if batch else ()
     if spec.loss.target == "index":
         y = rng.integers(0, k, size=lead) if batch else int(rng.integers(0, k))

@@ -128,6 +128,12 @@ def test_check_reports_a_table(capsys):
     assert "finite differences" in out and "all gradients agree" in out
 
 
+def test_check_of_a_formula_with_no_real_values_is_bad_input(capsys):
+    code, out, err = run(["check", "--input", "2", "--layers", "2:sqrt(-1 - z**2)", "--loss", "sse"], capsys)
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert "cannot be checked numerically" in err and "Traceback" not in err
+
+
 WRONG_B1 = '''
 
 _right = loss_and_grads

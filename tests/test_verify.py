@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from derive.derivation import derive
+from derive.errors import DeriveError
 from derive.render.numpy import render_numpy
 from derive.spec import spec_from_dict
 from derive.verify import PRE_ACTIVATION_BOUND, check_module, load_module, sample_point, torch_available
@@ -25,6 +26,25 @@ def test_stacked_growing_activations_are_sampled_where_differences_stay_accurate
         assert all(np.max(np.abs(values[f"z{l}"])) <= PRE_ACTIVATION_BOUND for l in range(1, 5))
     report = check_module(module, spec)
     assert report.ok, report.table()
+
+
+@pytest.mark.parametrize("formula", ["log(z)", "1/z + sqrt(z)"])
+def test_a_formula_defined_on_part_of_the_line_is_checked_inside_its_domain(formula):
+    """log z is not defined for z ≤ 0: points there make nan, which is no evidence about the
+    gradients; the sampler keeps to points where the whole forward pass is finite."""
+    spec = spec_from_dict({"input": 2, "layer": [{"units": 3, "activation": formula}]})
+    module = load_module(render_numpy(derive(spec)), "domain")
+    params, x, _ = sample_point(module, spec, np.random.default_rng(0), batch=4)
+    assert np.all(module.forward(params, x)["z1"] > 0)
+    report = check_module(module, spec)
+    assert report.ok, report.table()
+
+
+def test_a_formula_defined_nowhere_cannot_be_checked():
+    spec = spec_from_dict({"input": 2, "layer": [{"units": 2, "activation": "sqrt(-1 - z**2)"}]})
+    module = load_module(render_numpy(derive(spec)), "nowhere")
+    with pytest.raises(DeriveError, match="no random point where every activation is defined"):
+        check_module(module, spec)
 
 
 def test_kinked_pre_activations_keep_their_margin():
