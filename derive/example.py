@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import sympy as sp
 
 from derive import naming
+from derive.errors import DeriveError
 from derive.identities import evaluate
 
 PRECISION = 30  # digits for the numeric agreement check of compact against explicit
@@ -44,6 +45,26 @@ def _close(a: sp.MatrixBase, b: sp.MatrixBase) -> bool:
     return all(abs(sp.N(x - y, PRECISION)) <= scale * (1 + abs(sp.N(x, PRECISION))) for x, y in zip(a, b))
 
 
+def finite_real(value: sp.Expr) -> bool:
+    """Whether an exact number is finite and real (log(−2) is not, nor is 1/0)."""
+    number = sp.N(value, 15)
+    return number.is_finite is True and number.is_real is True
+
+
+def _require_defined(layer, values: dict[sp.Symbol, sp.Expr]) -> None:
+    """A user formula such as log(z) or 1/z is not defined for every z: example numbers outside its
+    domain would carry complex or infinite values through every later step."""
+    for z, h in zip(layer.z, layer.h):
+        if finite_real(values[h]):
+            continue
+        if sp.N(values[h], 15).is_finite is not True:
+            problem = f"{h} is not finite there (SymPy gives {values[h]})"
+        else:
+            problem = f"it gives {h} = {values[h]}, which is not a real number"
+        raise DeriveError(f"the numbers leave the domain of layer {layer.index}'s activation at {z} = {values[z]}: "
+                          f"{problem}", "example")
+
+
 def work_example(d) -> WorkedExample:
     """Numbers for every quantity of the Derivation `d` (whose spec has an example)."""
     spec, net, blocks = d.spec, d.network, d.blocks
@@ -66,6 +87,7 @@ def work_example(d) -> WorkedExample:
     for layer in net.layers:  # layer by layer: each equation needs only the numbers before it
         values.update({z: e.xreplace(values) for z, e in zip(layer.z, layer.z_exprs)})
         values.update({h: e.xreplace(values) for h, e in zip(layer.h, layer.h_exprs)})
+        _require_defined(layer, values)
         forward.append(Quantity(f"z{layer.index}", blocks.values[f"z{layer.index}"].xreplace(values)))
         name = naming.activation_block(layer.index, layer.index == net.depth)
         forward.append(Quantity(name, blocks.values[name].xreplace(values)))

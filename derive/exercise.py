@@ -11,6 +11,7 @@ import random
 
 import sympy as sp
 
+from derive.example import finite_real
 from derive.network import build_network
 from derive.spec import Example, LayerSpec, NetworkSpec
 
@@ -30,7 +31,7 @@ def variant_spec(spec: NetworkSpec, n: int) -> NetworkSpec:
                                title=f"{spec.title or spec.name} (variant {n})")
     for _ in range(200):
         example = _example(base, layers, rng)
-        if _away_from_kinks(dataclasses.replace(base, example=example)):
+        if _workable(dataclasses.replace(base, example=example)):
             return dataclasses.replace(base, example=example)
     return dataclasses.replace(base, example=example)
 
@@ -57,8 +58,9 @@ def _example(spec: NetworkSpec, layers: tuple[LayerSpec, ...], rng: random.Rando
     return Example(x, y, tuple(params))
 
 
-def _away_from_kinks(spec: NetworkSpec) -> bool:
-    """No pre-activation of a relu-like layer exactly at its kink: its derivative there is a convention."""
+def _workable(spec: NetworkSpec) -> bool:
+    """No pre-activation of a relu-like layer exactly at its kink (its derivative there is a
+    convention), and no number outside a formula's domain (log z at z ≤ 0): every value is real."""
     net = build_network(spec)
     ex = spec.example
     assert ex is not None
@@ -72,5 +74,8 @@ def _away_from_kinks(spec: NetworkSpec) -> bool:
         if layer.activation.kinked and 0 in zs:
             return False
         values.update(dict(zip(layer.z, zs)))
-        values.update({h: e.xreplace(values) for h, e in zip(layer.h, layer.h_exprs)})
+        hs = [e.xreplace(values) for e in layer.h_exprs]
+        if not all(finite_real(h) for h in hs):
+            return False
+        values.update(dict(zip(layer.h, hs)))
     return True

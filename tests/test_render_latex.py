@@ -4,6 +4,7 @@ import os
 import shutil
 
 import pytest
+import sympy as sp
 from hypothesis import given, settings
 
 from derive.cli import main
@@ -98,6 +99,15 @@ def test_variants_are_reproducible_and_differ():
     v = variant_spec(spec, 5)
     assert v.layers[-1].units == spec.layers[-1].units and v.example is not None
     assert derive(v).example.agrees
+
+
+def test_variants_keep_their_numbers_inside_every_formulas_domain():
+    """A variant's numbers are drawn at random; for log(z) most draws put some z at or below 0, and
+    those are drawn again, as a kink hit exactly is: every variant works out in real numbers."""
+    spec = spec_from_flags(2, "2:log(z),1:identity", loss="sse")
+    for n in range(8):
+        example = derive(variant_spec(spec, n)).example
+        assert example.agrees and all(sp.N(v).is_real for q in example.forward for v in q.exact)
 
 
 def test_latex_cli_writes_sheet_and_solution(tmp_path, capsys):
