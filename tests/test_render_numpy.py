@@ -13,7 +13,15 @@ import sympy as sp
 from hypothesis import given, settings
 
 from derive.derivation import derive
-from derive.render.numpy import numpy_source, render_numpy, with_out, wrapped_chain, wrapped_items, wrapped_names
+from derive.render.numpy import (
+    Code,
+    numpy_source,
+    render_numpy,
+    with_out,
+    wrapped_chain,
+    wrapped_items,
+    wrapped_names,
+)
 from derive.spec import load_preset, preset_names, spec_from_dict, spec_from_flags
 from derive.verify import (
     ATOL,
@@ -333,6 +341,20 @@ def test_out_is_given_only_to_one_whole_ufunc_call():
     assert with_out("(z1 > 0).astype(z1.dtype)", "z1") is None
 
 
+def test_an_operand_is_parenthesized_unless_it_is_already_one_whole():
+    """Checked by evaluating: the text put between `2 *` and `.T` must keep its meaning."""
+    texts = ["a", "a.T", "np.dot(a, b)", "(a - b)", "a[:, 0]", "a - b", "-a", "(a - b) * c + d", "(a) * (b)",
+             "np.dot(a, b) - c", "a[:, 0] + b"]
+    scope = {"np": np, "a": np.arange(4.0).reshape(2, 2), "b": np.eye(2), "c": 3.0, "d": np.ones((2, 2))}
+    for text in texts:
+        operand = Code(text, "ex", (1, 1)).wrapped()
+        whole = eval(text, scope)
+        assert np.array_equal(eval(f"2 * {operand}", scope), 2 * whole), text
+        assert np.array_equal(eval(f"c - {operand}", scope), 3.0 - whole), text
+    assert Code("np.dot(a, b)", "ex", (1, 1)).wrapped() == "np.dot(a, b)"  # no needless parentheses
+    assert Code("a[:, 0]", "ex", (1, 1)).wrapped() == "a[:, 0]"
+
+
 def test_an_activation_without_out_hands_its_argument_back():
     """ELU's np.where cannot write into z⁽¹⁾; z⁽¹⁾ is deleted instead, and the gradients are right."""
     spec = spec_from_flags(3, "4:Piecewise((z, z > 0), (exp(z) - 1, True)),2:identity", loss="half_sse")
@@ -352,17 +374,17 @@ def test_code_reads_like_the_derivation():
     assert {"init_params", "forward", "loss", "loss_and_grads"} <= set(functions)
     for name in ("_forward", "loss_and_grads"):
         assert not any(isinstance(n, ast.For | ast.While) for n in ast.walk(functions[name]))
-    assert "    # z⁽¹⁾ = W⁽¹⁾ x + b⁽¹⁾\n    z1 = x @ W1.T\n    z1 += b1\n" in src  # one array, not two
+    assert "    # z⁽¹⁾ = W⁽¹⁾ x + b⁽¹⁾\n    z1 = np.dot(x, W1.T)\n    z1 += b1\n" in src  # one array, not two
     assert "    # relu′(z⁽¹⁾) = 1[z⁽¹⁾ > 0], entry by entry\n    dact1 = z1 > 0\n" in src  # a mask, not a copy
     train = ast.get_source_segment(src, functions["loss_and_grads"])
     # In loss_and_grads the mask is taken as soon as z⁽¹⁾ exists, so that h⁽¹⁾ can overwrite z⁽¹⁾ ...
     assert ("    dact1 = z1 > 0\n    # h⁽¹⁾ = max(0, z⁽¹⁾), entry by entry\n"
             "    h1 = np.maximum(z1, 0, out=z1)  # into z1's memory: z1 is not read again\n") in train
     # ... and once ∂L/∂W⁽²⁾ has read h⁽¹⁾, δ⁽¹⁾ takes that memory in turn.
-    assert train.index("dW2 = delta2.T @ h1") < train.index("delta1 = np.matmul(delta2, W2, out=h1)")
+    assert train.index("dW2 = np.dot(delta2.T, h1)") < train.index("delta1 = np.matmul(delta2, W2, out=h1)")
     assert ("    # δ⁽¹⁾ = (W⁽²⁾ᵀ δ⁽²⁾) ⊙ relu′(z⁽¹⁾)\n    delta1 = np.matmul(delta2, W2, out=h1)"
             "  # into h1's memory: h1 is not read again\n    delta1 *= dact1\n") in train
-    assert "dW1 = delta1.T @ x" in src  # the outer products of a batch: one matmul
+    assert "dW1 = np.dot(delta1.T, x)" in src  # the outer products of a batch: one matmul
     # forward() still returns z⁽¹⁾ and h⁽¹⁾ as two arrays
     assert "out=" not in ast.get_source_segment(src, functions["_forward"])
 
@@ -374,7 +396,7 @@ def test_an_array_with_two_names_is_freed_by_neither():
     src = render_numpy(derive(spec))
     train = src[src.index("def loss_and_grads"):]
     assert "h1 = z1\n" in train and "h2 = np.tanh(z2, out=z2)" in train
-    assert train.index("dW2 = delta2.T @ h1") < train.index("out=h1")
+    assert train.index("dW2 = np.dot(delta2.T, h1)") < train.index("out=h1")
     report = check_module(load_module(src, "alias"), spec, seed=3, points=2)
     assert report.ok, report.table()
 

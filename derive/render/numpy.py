@@ -2,8 +2,10 @@
 
 Two thin printers. `ArrayPrinter` (SymPy's NumPyPrinter) prints a scalar formula whose placeholders
 stand for whole arrays. `BatchPrinter` prints a block expression of the derivation for a batch held
-as rows: a column vector v becomes a (B, n) array, W v becomes v @ W.T, and an outer product δ aᵀ,
-summed over the batch, becomes the one matmul δ.T @ a.
+as rows: a column vector v becomes a (B, n) array, W v becomes np.dot(v, W.T), and an outer product
+δ aᵀ, summed over the batch, becomes the one matrix product np.dot(δ.T, a). (np.dot rather than @: for
+2-D arrays they are the same product, and np.dot skips the ufunc machinery that costs @ about a
+microsecond a call, which shows on small networks.)
 """
 
 from __future__ import annotations
@@ -310,7 +312,13 @@ class Code:
     operands: tuple[str, str] | None = None  # a matmul's: its result is a new array, safe to update in place
 
     def wrapped(self) -> str:
-        return f"({self.text})" if any(c in self.text for c in " -") and not self.text.startswith("(") else self.text
+        """The text, in parentheses unless it is already one operand (a name, a call, a bracketed whole)."""
+        depth = 0
+        for c in self.text:
+            depth += (c in "([") - (c in ")]")
+            if depth == 0 and c in " -":
+                return f"({self.text})"
+        return self.text
 
 
 class BatchPrinter:
@@ -383,10 +391,10 @@ class BatchPrinter:
         if right.kind == "num":
             return Code(f"{left.wrapped()} * {right.wrapped()}", left.kind, left.shape)
         if left.kind == "ex" and right.kind == "W" and r == 1:          # row · W
-            return Code(f"{left.wrapped()} @ {right.text}", "ex", (1, c), (left.text, right.text))
+            return Code(f"np.dot({left.text}, {right.text})", "ex", (1, c), (left.text, right.text))
         if left.kind == "W" and right.kind == "ex" and c == 1:          # W · column = (columnᵀ Wᵀ)ᵀ
             w = left.text.removesuffix(".T") if left.text.endswith(".T") else f"{left.text}.T"
-            return Code(f"{right.wrapped()} @ {w}", "ex", (r, 1), (right.text, w))
+            return Code(f"np.dot({right.text}, {w})", "ex", (r, 1), (right.text, w))
         if left.kind == "ex" and right.kind == "ex" and r == 1 and c == 1:  # row · column: a scalar each
             return Code(f"np.sum({left.wrapped()} * {right.wrapped()}, axis=-1, keepdims=True)", "sc", (1, 1))
         if "sc" in (left.kind, right.kind) or "diag" in (left.kind, right.kind):
@@ -399,7 +407,7 @@ def statement_code(s, batch: BatchPrinter, keep_lse: bool = True) -> list[str]:
     if isinstance(s, Block) and s.kind == "weight":
         # δ aᵀ (or aᵀ δ) for each example, summed over the batch: one matmul, Δᵀ A (or Aᵀ Δ).
         first, second = (batch.code(a) for a in s.expr.args)
-        return [f"{s.target} = {first.wrapped()}.T @ {second.wrapped()}"]
+        return [f"{s.target} = np.dot({first.wrapped()}.T, {second.text})"]
     if isinstance(s, Block) and s.kind == "bias":
         return [f"{s.target} = {batch.code(s.expr).wrapped()}.sum(axis=0)"]
     if isinstance(s, Block):
@@ -439,7 +447,7 @@ def with_out(code: str, out: str) -> str | None:
 
 def in_place(target: str, expr: sp.MatrixExpr, batch: BatchPrinter, reuse: str | None = None) -> list[str] | None:
     """A sum or Hadamard product with a matmul among its terms, as that matmul updated in place
-    (z = x @ W.T; z += b): one array allocated instead of one per operation. None when there is none.
+    (z = np.dot(x, W.T); z += b): one array allocated instead of one per operation. None when there is none.
     With `reuse`, the matmul (or a bare matmul) writes into that array, which is not read again: no
     new array at all."""
     if isinstance(expr, sp.MatAdd):

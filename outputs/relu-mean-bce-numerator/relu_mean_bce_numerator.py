@@ -93,12 +93,12 @@ def _forward(params, x):
     """Every intermediate, by name, for a batch x of shape (B, 3)."""
     W1, b1, W2, b2 = _params(params)
     # s⁽¹⁾ = W⁽¹⁾ x + b⁽¹⁾
-    z1 = x @ W1.T
+    z1 = np.dot(x, W1.T)
     z1 += b1
     # z⁽¹⁾ = max(0, s⁽¹⁾), entry by entry
     h1 = np.maximum(z1, 0)
     # s⁽²⁾ = W⁽²⁾ z⁽¹⁾ + b⁽²⁾
-    z2 = h1 @ W2.T
+    z2 = np.dot(h1, W2.T)
     z2 += b2
     # ŷ = 1/(1 + exp(-s⁽²⁾)), entry by entry
     yhat = np.exp(-np.logaddexp(0, -z2))
@@ -223,14 +223,14 @@ def loss_and_grads(params, x, y):
     W1, b1, W2, b2 = _params(params)
     # The forward pass, keeping only what the backward pass reads.
     # s⁽¹⁾ = W⁽¹⁾ x + b⁽¹⁾
-    z1 = x @ W1.T
+    z1 = np.dot(x, W1.T)
     z1 += b1
     # max(0, sign(s⁽¹⁾)), entry by entry
     dact1 = z1 > 0
     # z⁽¹⁾ = max(0, s⁽¹⁾), entry by entry
     h1 = np.maximum(z1, 0, out=z1)  # into z1's memory: z1 is not read again
     # s⁽²⁾ = W⁽²⁾ z⁽¹⁾ + b⁽²⁾
-    z2 = h1 @ W2.T
+    z2 = np.dot(h1, W2.T)
     z2 += b2
     # ŷ = 1/(1 + exp(-s⁽²⁾)), entry by entry
     yhat = np.exp(-np.logaddexp(0, -z2))
@@ -240,14 +240,14 @@ def loss_and_grads(params, x, y):
     delta2 = 1/2 * (yhat - y)
     delta2 /= x.shape[0]  # the mean over the batch, applied once
     # ∂L/∂W⁽²⁾ = δ⁽²⁾ z⁽¹⁾ᵀ, summed over the batch
-    dW2 = delta2.T @ h1
+    dW2 = np.dot(delta2.T, h1)
     # ∂L/∂b⁽²⁾ = δ⁽²⁾, summed over the batch
     db2 = delta2.sum(axis=0)
     # δ⁽¹⁾ = (W⁽²⁾ᵀ δ⁽²⁾) ⊙ max(0, sign(s⁽¹⁾))
     delta1 = np.matmul(delta2, W2, out=h1)  # into h1's memory: h1 is not read again
     delta1 *= dact1
     # ∂L/∂W⁽¹⁾ = δ⁽¹⁾ xᵀ, summed over the batch
-    dW1 = delta1.T @ x
+    dW1 = np.dot(delta1.T, x)
     # ∂L/∂b⁽¹⁾ = δ⁽¹⁾, summed over the batch
     db1 = delta1.sum(axis=0)
     return value, {

@@ -117,15 +117,15 @@ def _forward(params, x):
     """Every intermediate, by name, for a batch x of shape (B, 3)."""
     W1, W2, W3 = _params(params)
     # z⁽¹⁾ = W⁽¹⁾ x
-    z1 = x @ W1.T
+    z1 = np.dot(x, W1.T)
     # h⁽¹⁾ = max(0, z⁽¹⁾), entry by entry
     h1 = np.maximum(z1, 0)
     # z⁽²⁾ = W⁽²⁾ h⁽¹⁾
-    z2 = h1 @ W2.T
+    z2 = np.dot(h1, W2.T)
     # h⁽²⁾ = max(0, z⁽²⁾), entry by entry
     h2 = np.maximum(z2, 0)
     # z⁽ᵒ⁾ = W⁽ᵒ⁾ h⁽²⁾
-    z3 = h2 @ W3.T
+    z3 = np.dot(h2, W3.T)
     # ô = softmax(z⁽ᵒ⁾)
     yhat, lse3 = _softmax(z3)
     return {
@@ -254,19 +254,19 @@ def loss_and_grads(params, x, y):
     W1, W2, W3 = _params(params)
     # The forward pass, keeping only what the backward pass reads.
     # z⁽¹⁾ = W⁽¹⁾ x
-    z1 = x @ W1.T
+    z1 = np.dot(x, W1.T)
     # 1[z⁽¹⁾ > 0], entry by entry
     dact1 = z1 > 0
     # h⁽¹⁾ = max(0, z⁽¹⁾), entry by entry
     h1 = np.maximum(z1, 0, out=z1)  # into z1's memory: z1 is not read again
     # z⁽²⁾ = W⁽²⁾ h⁽¹⁾
-    z2 = h1 @ W2.T
+    z2 = np.dot(h1, W2.T)
     # 1[z⁽²⁾ > 0], entry by entry
     dact2 = z2 > 0
     # h⁽²⁾ = max(0, z⁽²⁾), entry by entry
     h2 = np.maximum(z2, 0, out=z2)  # into z2's memory: z2 is not read again
     # z⁽ᵒ⁾ = W⁽ᵒ⁾ h⁽²⁾
-    z3 = h2 @ W3.T
+    z3 = np.dot(h2, W3.T)
     # ô = softmax(z⁽ᵒ⁾)
     yhat, lse3 = _softmax(z3)
     value = _total_loss(y, z3, lse3) / x.shape[0]
@@ -275,17 +275,17 @@ def loss_and_grads(params, x, y):
     delta3 = yhat - y
     delta3 /= x.shape[0]  # the mean over the batch, applied once
     # ∂L/∂W⁽ᵒ⁾ = δ⁽ᵒ⁾ h⁽²⁾ᵀ, summed over the batch
-    dW3 = delta3.T @ h2
+    dW3 = np.dot(delta3.T, h2)
     # δ⁽²⁾ = (W⁽ᵒ⁾ᵀ δ⁽ᵒ⁾) ⊙ 1[z⁽²⁾ > 0]
     delta2 = np.matmul(delta3, W3, out=h2)  # into h2's memory: h2 is not read again
     delta2 *= dact2
     # ∂L/∂W⁽²⁾ = δ⁽²⁾ h⁽¹⁾ᵀ, summed over the batch
-    dW2 = delta2.T @ h1
+    dW2 = np.dot(delta2.T, h1)
     # δ⁽¹⁾ = (W⁽²⁾ᵀ δ⁽²⁾) ⊙ 1[z⁽¹⁾ > 0]
     delta1 = np.matmul(delta2, W2, out=h1)  # into h1's memory: h1 is not read again
     delta1 *= dact1
     # ∂L/∂W⁽¹⁾ = δ⁽¹⁾ xᵀ, summed over the batch
-    dW1 = delta1.T @ x
+    dW1 = np.dot(delta1.T, x)
     return value, {
         "W1": dW1,
         "W2": dW2,

@@ -98,17 +98,17 @@ def _forward(params, x):
     """Every intermediate, by name, for a batch x of shape (B, 4)."""
     W1, b1, W2, b2, W3, b3 = _params(params)
     # z^[1] = x W^[1] + b^[1]
-    z1 = x @ W1
+    z1 = np.dot(x, W1)
     z1 += b1
     # a^[1] = 1/(1 + exp(-z^[1])), entry by entry
     h1 = np.exp(-np.logaddexp(0, -z1))
     # z^[2] = a^[1] W^[2] + b^[2]
-    z2 = h1 @ W2
+    z2 = np.dot(h1, W2)
     z2 += b2
     # a^[2] = 1/(1 + exp(-z^[2])), entry by entry
     h2 = np.exp(-np.logaddexp(0, -z2))
     # z^[3] = a^[2] W^[3] + b^[3]
-    z3 = h2 @ W3
+    z3 = np.dot(h2, W3)
     z3 += b3
     # a = 1/(1 + exp(-z^[3])), entry by entry
     yhat = np.exp(-np.logaddexp(0, -z3))
@@ -249,17 +249,17 @@ def loss_and_grads(params, x, y):
     W1, b1, W2, b2, W3, b3 = _params(params)
     # The forward pass, keeping only what the backward pass reads.
     # z^[1] = x W^[1] + b^[1]
-    z1 = x @ W1
+    z1 = np.dot(x, W1)
     z1 += b1
     # a^[1] = 1/(1 + exp(-z^[1])), entry by entry
     h1 = np.exp(-np.logaddexp(0, -z1), out=z1)  # into z1's memory: z1 is not read again
     # z^[2] = a^[1] W^[2] + b^[2]
-    z2 = h1 @ W2
+    z2 = np.dot(h1, W2)
     z2 += b2
     # a^[2] = 1/(1 + exp(-z^[2])), entry by entry
     h2 = np.exp(-np.logaddexp(0, -z2), out=z2)  # into z2's memory: z2 is not read again
     # z^[3] = a^[2] W^[3] + b^[3]
-    z3 = h2 @ W3
+    z3 = np.dot(h2, W3)
     z3 += b3
     # a = 1/(1 + exp(-z^[3])), entry by entry
     yhat = np.exp(-np.logaddexp(0, -z3))
@@ -269,7 +269,7 @@ def loss_and_grads(params, x, y):
     delta3 = yhat - y
     delta3 /= x.shape[0]  # the mean over the batch, applied once
     # g^[3 W] = a^[2]ᵀ g^[3 z], summed over the batch
-    dW3 = h2.T @ delta3
+    dW3 = np.dot(h2.T, delta3)
     # g^[3 b] = g^[3 z], summed over the batch
     db3 = delta3.sum(axis=0)
     # σ′(z^[2]) = a^[2]·(1 − a^[2]), entry by entry
@@ -278,7 +278,7 @@ def loss_and_grads(params, x, y):
     delta2 = np.matmul(delta3, W3.T, out=h2)  # into h2's memory: h2 is not read again
     delta2 *= dact2
     # g^[2 W] = a^[1]ᵀ g^[2 z], summed over the batch
-    dW2 = h1.T @ delta2
+    dW2 = np.dot(h1.T, delta2)
     # g^[2 b] = g^[2 z], summed over the batch
     db2 = delta2.sum(axis=0)
     # σ′(z^[1]) = a^[1]·(1 − a^[1]), entry by entry
@@ -287,7 +287,7 @@ def loss_and_grads(params, x, y):
     delta1 = np.matmul(delta2, W2.T, out=h1)  # into h1's memory: h1 is not read again
     delta1 *= dact1
     # g^[1 W] = xᵀ g^[1 z], summed over the batch
-    dW1 = x.T @ delta1
+    dW1 = np.dot(x.T, delta1)
     # g^[1 b] = g^[1 z], summed over the batch
     db1 = delta1.sum(axis=0)
     return value, {

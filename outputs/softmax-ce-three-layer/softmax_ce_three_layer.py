@@ -126,17 +126,17 @@ def _forward(params, x):
     """Every intermediate, by name, for a batch x of shape (B, 3)."""
     W1, b1, W2, b2, W3, b3 = _params(params)
     # a₁ = W₁ x + b₁
-    z1 = x @ W1.T
+    z1 = np.dot(x, W1.T)
     z1 += b1
     # h₁ = 1/(1 + exp(-a₁)), entry by entry
     h1 = np.exp(-np.logaddexp(0, -z1))
     # a₂ = W₂ h₁ + b₂
-    z2 = h1 @ W2.T
+    z2 = np.dot(h1, W2.T)
     z2 += b2
     # h₂ = 1/(1 + exp(-a₂)), entry by entry
     h2 = np.exp(-np.logaddexp(0, -z2))
     # a₃ = W₃ h₂ + b₃
-    z3 = h2 @ W3.T
+    z3 = np.dot(h2, W3.T)
     z3 += b3
     # ŷ = softmax(a₃)
     yhat, lse3 = _softmax(z3)
@@ -302,17 +302,17 @@ def loss_and_grads(params, x, y):
     W1, b1, W2, b2, W3, b3 = _params(params)
     # The forward pass, keeping only what the backward pass reads.
     # a₁ = W₁ x + b₁
-    z1 = x @ W1.T
+    z1 = np.dot(x, W1.T)
     z1 += b1
     # h₁ = 1/(1 + exp(-a₁)), entry by entry
     h1 = np.exp(-np.logaddexp(0, -z1), out=z1)  # into z1's memory: z1 is not read again
     # a₂ = W₂ h₁ + b₂
-    z2 = h1 @ W2.T
+    z2 = np.dot(h1, W2.T)
     z2 += b2
     # h₂ = 1/(1 + exp(-a₂)), entry by entry
     h2 = np.exp(-np.logaddexp(0, -z2), out=z2)  # into z2's memory: z2 is not read again
     # a₃ = W₃ h₂ + b₃
-    z3 = h2 @ W3.T
+    z3 = np.dot(h2, W3.T)
     z3 += b3
     # ŷ = softmax(a₃)
     yhat, lse3 = _softmax(z3)
@@ -322,7 +322,7 @@ def loss_and_grads(params, x, y):
     delta3 = yhat - y
     delta3 /= x.shape[0]  # the mean over the batch, applied once
     # ∇_W₃ L = ∇_a₃ L h₂ᵀ, summed over the batch
-    dW3 = delta3.T @ h2
+    dW3 = np.dot(delta3.T, h2)
     # ∇_b₃ L = ∇_a₃ L, summed over the batch
     db3 = delta3.sum(axis=0)
     # σ′(a₂) = h₂·(1 − h₂), entry by entry
@@ -331,7 +331,7 @@ def loss_and_grads(params, x, y):
     delta2 = np.matmul(delta3, W3, out=h2)  # into h2's memory: h2 is not read again
     delta2 *= dact2
     # ∇_W₂ L = ∇_a₂ L h₁ᵀ, summed over the batch
-    dW2 = delta2.T @ h1
+    dW2 = np.dot(delta2.T, h1)
     # ∇_b₂ L = ∇_a₂ L, summed over the batch
     db2 = delta2.sum(axis=0)
     # σ′(a₁) = h₁·(1 − h₁), entry by entry
@@ -340,7 +340,7 @@ def loss_and_grads(params, x, y):
     delta1 = np.matmul(delta2, W2, out=h1)  # into h1's memory: h1 is not read again
     delta1 *= dact1
     # ∇_W₁ L = ∇_a₁ L xᵀ, summed over the batch
-    dW1 = delta1.T @ x
+    dW1 = np.dot(delta1.T, x)
     # ∇_b₁ L = ∇_a₁ L, summed over the batch
     db1 = delta1.sum(axis=0)
     return value, {
