@@ -6,6 +6,7 @@ import itertools
 import re
 import subprocess
 import sys
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -185,14 +186,23 @@ def test_params_must_be_exactly_the_networks_parameters(path, batch):
     bad = [({k: v for k, v in params.items() if k != "W2"}, "params lacks 'W2'; this network's parameters are W1, "),
            ({**params, "W9": params["W1"]}, "params has 'W9'; "), ({**params, 3: 1}, "params has 3; "),
            (list(params.values()), "params must be a dict of arrays, got list"), (None, "must be a dict")]
+    rows, columns = params["W1"].shape
+    ragged = [[0.5] * columns] * (rows - 1) + [[0.5] * (columns + 1)]
+    bad += [({**params, "W1": ragged}, f"params['W1'] must be an array of numbers of shape {(rows, columns)}: "),
+            ({**params, "W1": [["0.5"] * columns] * rows}, "params['W1'] must be an array of numbers, got dtype <U3"),
+            ({**params, "W1": [[None] * columns] * rows}, "params['W1'] must be an array of numbers of shape ")]
     for wrong, message in bad:
         for call in (lambda p: module.loss_and_grads(p, x, y), lambda p: module.forward(p, x)):
             with pytest.raises(ValueError, match=re.escape(message)):
                 call(wrong)
     expected = module.loss_and_grads(params, x, y)
-    for other in ({k: ArrayLike(v) for k, v in params.items()}, {**params, "W1": params["W1"].view(Subclass)}):
+    # numbers of another type, in nested lists: Fraction(v) is exactly v
+    fractions = {**params, "W1": [[Fraction(v) for v in row] for row in params["W1"].tolist()]}
+    for other in ({k: ArrayLike(v) for k, v in params.items()}, {**params, "W1": params["W1"].view(Subclass)},
+                  fractions):
         value, grads = module.loss_and_grads(other, x, y)
         assert value == expected[0] and {type(g) for g in grads.values()} == {np.ndarray}
+        assert {g.dtype for g in grads.values()} == {np.dtype(np.float64)}
         assert all(np.array_equal(grads[k], expected[1][k]) for k in grads)
 
 

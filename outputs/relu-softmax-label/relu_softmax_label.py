@@ -74,10 +74,23 @@ def _params(params):
     if missing or unknown:
         wrong = f"lacks {', '.join(map(repr, missing))}" if missing else f"has {', '.join(unknown)}"
         raise ValueError(f"params {wrong}; this network's parameters are {', '.join(PARAM_SHAPES)}")
-    for name, shape in PARAM_SHAPES.items():
-        if np.shape(params[name]) != shape:
-            raise ValueError(f"params[{name!r}] must have shape {shape}, got {np.shape(params[name])}")
-    return tuple(np.asarray(params[name]) for name in PARAM_SHAPES)
+    return tuple(_param(name, params[name], shape) for name, shape in PARAM_SHAPES.items())
+
+
+def _param(name, value, shape):
+    """One parameter given as something other than an ndarray of its shape, checked and converted."""
+    try:
+        value = np.asarray(value)
+        if value.dtype.kind == "O":  # numbers of other types, such as Fraction or SymPy's
+            # float() of each, as astype would quietly turn None into nan
+            value = np.array([float(v) for v in value.flat], dtype=np.float64).reshape(value.shape)
+    except (TypeError, ValueError) as error:  # a ragged nested list, or something that is not a number
+        raise ValueError(f"params[{name!r}] must be an array of numbers of shape {shape}: {error}") from None
+    if value.shape != shape:
+        raise ValueError(f"params[{name!r}] must have shape {shape}, got {value.shape}")
+    if value.dtype.kind not in "biufc":
+        raise ValueError(f"params[{name!r}] must be an array of numbers, got dtype {value.dtype}")
+    return value
 
 
 def _labels(y, count):
