@@ -105,15 +105,23 @@ def _time_limit(seconds: int):
         raise TimeoutError
 
     def _raise(signum, frame):
+        # Armed again first: Python drops an exception raised where it cannot propagate (inside a
+        # garbage-collector callback, as hypothesis installs), and one lost alarm must not be the last.
+        signal.setitimer(signal.ITIMER_REAL, 0.1)
         raise TimeoutError
 
     old = signal.signal(signal.SIGALRM, _raise)
-    signal.alarm(seconds)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
         yield
     finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, old)
+        while True:  # until disarmed and restored, even if one more alarm lands in between
+            try:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                signal.signal(signal.SIGALRM, old)
+                break
+            except TimeoutError:
+                continue
 
 
 @cache

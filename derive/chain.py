@@ -38,7 +38,7 @@ RULES: dict[str, Rule] = {r.name: r for r in (
     Rule("diagonal to Hadamard",
          "a vector times a diagonal matrix scales each entry: an elementwise (Hadamard) product"),
     Rule("softmax Jacobian",
-         "the softmax Jacobian diag(p) - p p^T applied to g gives p * g minus p times (p . g)"),
+         "the softmax Jacobian diag(p) − p pᵀ applied to g gives p ⊙ g − p (pᵀ g)"),
     Rule("flattened weight to outer product",
          "the flattened-weight Jacobian repeats the layer input once per output; regrouped into the "
          "weight's shape, the row becomes an outer product"),
@@ -46,7 +46,7 @@ RULES: dict[str, Rule] = {r.name: r for r in (
     Rule("softmax + cross-entropy",
          "the 1/p of the log-loss cancels the softmax Jacobian; the targets sum to one"),
     Rule("sigmoid + binary cross-entropy",
-         "the denominator p(1 - p) of the loss derivative cancels the sigmoid's derivative"),
+         "the denominator p(1 − p) of the loss derivative cancels the sigmoid's derivative"),
     Rule("cancellation", "the loss derivative and the activation derivative cancel into the error"),
     Rule("numerator layout", "numerator layout arranges the same entries as the Jacobian does: transposed"),
 )}

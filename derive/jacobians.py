@@ -66,7 +66,8 @@ def activation_jacobian(net: SymbolicNetwork, layer: Layer, blocks: Blocks) -> L
         reason = ""
         if output_form is not None:
             entries = [output_form.xreplace({H: h}) for h in layer.h]
-            reason = f"σ′ rewritten in the output: {act.derivative} = {output_form} with h = σ(z)"
+            reason = ("entries written in the layer's output h, by the identity given with its derivative "
+                      "(checked by SymPy)")
         else:
             entries = [raw[i, i] for i in range(n)]
         dact = blocks.add(naming.derivative_block(l), blocks.vector(entries))
@@ -81,7 +82,7 @@ def activation_jacobian(net: SymbolicNetwork, layer: Layer, blocks: Blocks) -> L
     # diag(p) − p pᵀ, checked against what SymPy differentiated, with p = softmax(z) put back.
     if equal(shown, raw, dict(zip(layer.h, layer.h_exprs))):
         return LocalJacobian(of, f"z{l}", shown, "softmax", block,
-                             "∂p_i/∂z_j = p_i(1[i = j] − p_j), checked against the differentiated matrix")
+                             "∂pᵢ/∂zⱼ = pᵢ(1[i = j] − pⱼ), checked against the differentiated matrix")
     name = f"J{l}"
     return LocalJacobian(of, f"z{l}", raw, "dense", blocks.add(name, raw))
 

@@ -1,10 +1,12 @@
 import math
 import re
+import signal
+import time
 
 import pytest
 import sympy as sp
 
-from derive.activations import ACTIVATIONS, H, Z, get_activation, parse_user_activation
+from derive.activations import ACTIVATIONS, H, Z, _time_limit, get_activation, parse_user_activation
 from derive.errors import DeriveError
 
 ELEMENTWISE = [a for a in ACTIVATIONS.values() if a.elementwise]
@@ -114,3 +116,23 @@ def test_softmax_is_a_vector_map():
     zs = sp.symbols("a b c")
     out = ACTIVATIONS["softmax"].apply(zs)
     assert sp.simplify(sum(out) - 1) == 0
+
+
+def test_the_time_limit_survives_a_swallowed_alarm():
+    """An alarm whose TimeoutError is dropped (as in a garbage-collector callback) is followed by
+    another; afterwards no alarm is left armed and the old handler is back."""
+    before = signal.getsignal(signal.SIGALRM)
+    start = time.monotonic()
+    swallowed = 0
+    with pytest.raises(TimeoutError), _time_limit(1):
+        while time.monotonic() - start < 5:
+            try:
+                while time.monotonic() - start < 5:
+                    pass
+            except TimeoutError:
+                swallowed += 1
+                if swallowed > 1:
+                    raise
+    assert swallowed == 2 and time.monotonic() - start < 2
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+    assert signal.getsignal(signal.SIGALRM) is before

@@ -63,10 +63,19 @@ def test_two_user_activations_are_told_apart_and_piecewise_typesets(tex):
     spec = spec_from_flags(2, "2:Piecewise((z, z > 0), (exp(z) - 1, True)),2:z**3/3 + z,1:identity",
                            loss="half_sse")
     source = render_handout(derive(spec))
-    assert "with $f(z) = \\begin{cases}" in source and "with $g(z) = " in source
+    assert "with activation $f$" in source and "with activation $g$" in source
+    # each formula displayed once, after the sentence, where a long one cannot run off the page
+    assert source.count("\\[\\fitmath{f(z) = \\begin{cases}") == 1 and source.count("\\[\\fitmath{g(z) = ") == 1
     assert "$\\mathbf{h}^{(1)}$, $f$" in source and "$\\mathbf{h}^{(2)}$, $g$" in source
     assert "g'(\\mathbf{z}^{(2)})" in source and "\\sigma_l" in source
     compiles(source, tex)
+
+
+def test_a_long_user_formula_and_its_derivative_fit_the_page(tex):
+    """Both are displayed (scaled to fit) rather than set inline, where TeX cannot break inside
+    \\left( … \\right) and the line ran 38pt and 227pt past the margin."""
+    spec = spec_from_flags(3, "3:tanh(z**3/3 + z**2/2 + sin(z)*cos(z) + exp(-z**2) + cosh(z)),2:softmax", loss="ce")
+    compiles(render_handout(derive(spec)), tex)
 
 
 def test_user_text_is_escaped():

@@ -22,6 +22,7 @@ from derive.render.numpy import (
     wrapped_chain,
     wrapped_items,
     wrapped_names,
+    wrapped_statement,
 )
 from derive.spec import load_preset, preset_names, spec_from_dict, spec_from_flags
 from derive.verify import (
@@ -474,14 +475,27 @@ DEEP = spec_from_flags(4, "30:relu,30:tanh,30:z/(1 + exp(-z)),30:Piecewise((z, z
                        loss="ce", target="index", name="a-deep-network-with-a-long-name")
 
 
-@pytest.mark.parametrize("name", [*preset_names(), "deep"])
+LONG_FORMULA = "z**3/3 + z**2/2 + sin(z)*cos(z) + tanh(z)*exp(-z**2)"  # its derivative prints 130 characters wide
+WRAPPED = {"deep": DEEP,
+           "long-formula-arrays": spec_from_flags(3, f"8:{LONG_FORMULA},2:softmax", loss="ce"),
+           "long-formula-straight-line": spec_from_flags(3, f"4:{LONG_FORMULA},2:softmax", loss="ce"),
+           # f′ is a product of two long factors: no + or − at the top level to break at
+           "long-formula-product": spec_from_flags(3, f"8:tanh({LONG_FORMULA} + cosh(z)),2:softmax", loss="ce")}
+
+
+@pytest.mark.parametrize("name", [*preset_names(), *WRAPPED])
 def test_generated_code_passes_ruff(tmp_path, name):
-    """Presets, and a deep net whose docstring lines and parameter lists need wrapping."""
+    """Presets; a deep net whose docstring lines and parameter lists need wrapping; a formula whose
+    code and equation comments need wrapping, on both paths (and still give the right gradients)."""
+    spec = WRAPPED.get(name) or load_preset(name)
     path = tmp_path / "module.py"
-    path.write_text(numpy_source(DEEP) if name == "deep" else render_numpy(derive(load_preset(name))))
+    path.write_text(numpy_source(spec))
     result = subprocess.run([sys.executable, "-m", "ruff", "check", "--isolated", "--select", "E,F,W,B",
                              "--line-length", "120", str(path)], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout
+    if name.startswith("long"):
+        report = check_module(load_module(path.read_text(), name.replace("-", "_")), spec, seed=2, points=2)
+        assert report.ok, report.table()
 
 
 def test_a_title_with_quotes_and_backslashes_stays_text(tmp_path):
@@ -515,6 +529,22 @@ def test_long_lists_wrap_into_code_that_means_the_same(count):
         assert scope["same"] is (odd_one is None)
         assert len(scope["values"]) == count
         assert [scope[name] for name in names] == list(range(count))
+
+
+@pytest.mark.parametrize("width", [40, 60, 80, 100])
+def test_long_statements_wrap_into_code_that_means_the_same(width):
+    """Broken at top-level + and − first, then inside parentheses and after commas: the rows fit and
+    compute the same numbers."""
+    code = ("(1 - np.tanh(a + b*c - np.sin(a) + np.cos(b))**2)*(a**2 + a - 2*a*np.exp(-a**2) - np.sin(b)**2)"
+            " - np.minimum(a + b, c - a) + np.hypot(b - c, a + b)")
+    statement = wrapped_statement("r", code, indent=4, width=width)
+    rows = statement.splitlines()
+    # the first row follows the 4 columns of indentation the template gives it; the others carry theirs
+    assert len(rows) > 1 and all(4 * (k == 0) + len(row) <= width for k, row in enumerate(rows)), statement
+    rng = np.random.default_rng(0)
+    scope = {"np": np, **{name: rng.standard_normal(5) for name in "abc"}}
+    exec(compile(f"expected = {code}\n{statement}", "wrapped", "exec"), scope)
+    assert np.array_equal(scope["r"], scope["expected"])
 
 
 def test_user_activation_needs_no_special_code():

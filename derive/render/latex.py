@@ -38,7 +38,8 @@ _TEX_SPECIAL = {
 }
 _UNICODE_TEX = {"−": "-", "→": r"$\to$", "×": r"$\times$", "Σ": r"$\Sigma$", "½": r"$\frac12$", "²": r"$^2$",
                 "≤": r"$\le$", "ŷ": r"$\hat y$", "∂": r"$\partial$", "σ": r"$\sigma$", "⊙": r"$\odot$",
-                "ᵀ": r"$^\top$", "′": "'", "“": "``", "”": "''", "’": "'", "‘": "`", "–": "--", "—": "---"}
+                "ᵀ": r"$^\top$", "ᵢ": r"$_i$", "ⱼ": r"$_j$", "′": "'", "“": "``", "”": "''", "’": "'", "‘": "`",
+                "–": "--", "—": "---"}
 
 
 def escape_tex(text: str) -> str:
@@ -220,6 +221,8 @@ def handout_view(d: Derivation, max_side: int = MAX_SIDE) -> dict[str, Any]:
         (r", $\mathbf{z} = \mathbf{W}\mathbf{a} + \mathbf{b}$" if d.spec.convention == "column"
          else r", $\mathbf{z} = \mathbf{a}\mathbf{W} + \mathbf{b}$")
     view["layer_sentence"] = _layer_sentence(view["layers"])
+    # A formula of the user's is displayed after the sentence, where it may be as long as it likes.
+    view["custom_formulas"] = list(dict.fromkeys(layer["activation"] for layer in view["layers"] if layer["custom"]))
     view["diagram"] = diagram(d, printer)
     view["recursion"] = _recursion(d)
     for step_list in (view["deltas"], view["gradients"]):
@@ -238,7 +241,7 @@ def _layer_sentence(layers: list[dict[str, Any]]) -> str:
     for layer in layers:
         units = f"{layer['units']} unit{'s' if layer['units'] != 1 else ''}"
         act = layer["activation"]
-        act = f"${act}$" if layer["custom"] else rf"activation \texttt{{{escape_tex(act)}}}"
+        act = f"activation ${layer['function']}$" if layer["custom"] else rf"activation \texttt{{{escape_tex(act)}}}"
         parts.append(f"a layer of {units} with {act}" + ("" if layer["bias"] else " and no bias"))
     return ", then ".join(parts)
 

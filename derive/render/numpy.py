@@ -239,19 +239,49 @@ def wrapped_names(names: list[str], indent: int = 4, width: int = 80) -> str:
 
 
 def wrapped_statement(target: str, code: str, indent: int = 4, width: int = 110) -> str:
-    """`target = code`, broken before top-level + and − inside parentheses when the line is long."""
+    """`target = code`, inside parentheses and broken into rows when the line is long: before a
+    top-level + or −, and where that is not enough, also before a nested one and after a comma."""
     line = f"{target} = {code}"
     if len(line) + indent <= width:
         return line
-    terms, depth, start = [], 0, 0
+    pad = " " * (indent + 4)
+    for anywhere in (False, True):
+        rows = _fill(_pieces(code, anywhere), width - len(pad))
+        if all(len(row) <= width - len(pad) for row in rows):
+            break
+    if len(rows) == 1:  # nothing to break at
+        return line
+    return f"{target} = (\n" + "\n".join(pad + row for row in rows) + "\n" + " " * indent + ")"
+
+
+def _pieces(code: str, anywhere: bool) -> list[str]:
+    """`code` cut at the spaces where a row may break: before a binary + or − (at the top level only,
+    unless `anywhere`), and after a comma when `anywhere`. Joined by spaces, they give `code` back."""
+    pieces, depth, start = [], 0, 0
     for k, ch in enumerate(code):
         depth += (ch in "([") - (ch in ")]")
-        if depth == 0 and k > start and code[k - 1:k + 2] in (" + ", " - "):
-            terms.append(code[start:k - 1])
-            start = k
-    terms.append(code[start:])
-    pad = " " * (indent + 4)
-    return f"{target} = (\n" + "\n".join(pad + t for t in terms) + "\n" + " " * indent + ")"
+        before_operator = code[k:k + 3] in (" + ", " - ") and (depth == 0 or anywhere)
+        if ch == " " and k > start and (before_operator or (anywhere and code[k - 1] == ",")):
+            pieces.append(code[start:k])
+            start = k + 1
+    return [*pieces, code[start:]]
+
+
+def _fill(pieces: list[str], width: int) -> list[str]:
+    """As many pieces to a row as fit in `width`."""
+    rows = [pieces[0]]
+    for piece in pieces[1:]:
+        if len(rows[-1]) + 1 + len(piece) <= width:
+            rows[-1] += " " + piece
+        else:
+            rows.append(piece)
+    return rows
+
+
+def comment_rows(text: str, indent: int = 4, width: int = 100) -> list[str]:
+    """The rows of a `# text` comment that fits `width`; a row that continues one is indented by two."""
+    return textwrap.wrap(text, width - indent - 2, subsequent_indent="  ", break_long_words=False,
+                         break_on_hyphens=False) or [""]
 
 
 def wrapped_items(names: list[str], indent: int = 8, width: int = 100) -> str:
@@ -411,22 +441,28 @@ def statement_code(s, batch: BatchPrinter, keep_lse: bool = True) -> list[str]:
     if isinstance(s, Block) and s.kind == "bias":
         return [f"{s.target} = {batch.code(s.expr).wrapped()}.sum(axis=0)"]
     if isinstance(s, Block):
-        return in_place(s.target, s.expr, batch, s.reuse) or [f"{s.target} = {batch.doprint(s.expr)}"]
+        return in_place(s.target, s.expr, batch, s.reuse) or [wrapped_statement(s.target, batch.doprint(s.expr))]
     if isinstance(s, Elementwise):
         if isinstance(s.expr, sp.Heaviside) and s.expr.args[1] == 0 and s.expr.args[0] in dict(s.args):
             # 1[z > 0] as a boolean mask: it only ever multiplies, and a mask needs no float copy.
             return [f"{s.target} = {dict(s.args)[s.expr.args[0]]} > 0"]
         code = ArrayPrinter(dict(s.args)).doprint(s.expr)
         if not s.reuse:
-            return [f"{s.target} = {code}"]
+            return [wrapped_statement(s.target, code)]
         into = with_out(code, s.reuse)
         if into:
-            return [f"{s.target} = {into}  # into {s.reuse}'s memory: {s.reuse} is not read again"]
+            return with_note(s.target, into, f"into {s.reuse}'s memory: {s.reuse} is not read again")
         # Not one ufunc call, so no out=: the argument's memory is handed back instead.
-        return [f"{s.target} = {code}", f"del {s.reuse}  # not read again"]
+        return [wrapped_statement(s.target, code), f"del {s.reuse}  # not read again"]
     if isinstance(s, Softmax):
         return [f"{s.target}, {'lse' + str(s.layer) if keep_lse else '_'} = _softmax({s.source})"]
     raise TypeError(type(s).__name__)
+
+
+def with_note(target: str, code: str, note: str, indent: int = 4, width: int = 110) -> list[str]:
+    """`target = code  # note`, or the note on a line of its own above when both do not fit."""
+    joined = f"{target} = {code}  # {note}"
+    return [joined] if indent + len(joined) <= width else [f"# {note}", wrapped_statement(target, code)]
 
 
 def with_out(code: str, out: str) -> str | None:
@@ -506,7 +542,8 @@ def module_view(d: Derivation, program: Program, spec: NetworkSpec) -> dict:
                 alias = len(code) == 1 and re.fullmatch(rf"{s.target} = \w+(\.T)?", code[0])
                 scale = f"{s.target} = {s.target} / x.shape[0]" if alias else f"{s.target} /= x.shape[0]"
                 code.append(f"{scale}  # the mean over the batch, applied once")
-            out.append({"comment": statement_comment(s, text, display), "code": code, "target": s.target})
+            out.append({"comment": comment_rows(statement_comment(s, text, display)), "code": code,
+                        "target": s.target})
         return out
 
     loss = None

@@ -58,6 +58,22 @@ class Printers:
     max_side: int = 6
 
 
+def spoken_list(items: list[str]) -> str:
+    """'1', '1 and 2', '1, 2 and 3'."""
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
+
+
+def derivatives_view(layers: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each activation derivative once, with the layers it belongs to (a sigmoid in every layer is one line)."""
+    groups: dict[tuple[str, str, str], list[str]] = {}
+    for layer in layers:
+        if layer["derivative"]:
+            groups.setdefault((layer["function"], layer["derivative"], layer["output_form"]), []).append(layer["index"])
+    return [{"function": function, "derivative": derivative, "output_form": output_form,
+             "layers": f"layer{'s' if len(indices) > 1 else ''} {spoken_list(indices)}"}
+            for (function, derivative, output_form), indices in groups.items()]
+
+
 def _shape(m: sp.MatrixBase | tuple[int, ...]) -> str:
     rows, cols = m.shape if hasattr(m, "shape") else m
     return f"{rows}×{cols}"
@@ -169,6 +185,7 @@ def build_view(d: Derivation, p: Printers) -> dict[str, Any]:
         "input": spec.input,
         "input_name": disp.block("x", p.latex),
         "layers": layers,
+        "derivatives": derivatives_view(layers),
         "loss_name": net.loss.name,
         "loss_text": net.loss.description,
         "target_index": spec.loss.target == "index",

@@ -178,10 +178,8 @@ def _single(params, x, y):
     yhat_1 = np.exp(-np.logaddexp(0, -z2_1))
     yhat_2 = np.exp(-np.logaddexp(0, -z2_2))
     value = (
-        -1/2*y_1*(z2_1 - np.logaddexp(0, z2_1))
-        - 1/2*y_2*(z2_2 - np.logaddexp(0, z2_2))
-        + (1/2)*(1 - y_1)*np.logaddexp(0, z2_1)
-        + (1/2)*(1 - y_2)*np.logaddexp(0, z2_2)
+        -1/2*y_1*(z2_1 - np.logaddexp(0, z2_1)) - 1/2*y_2*(z2_2 - np.logaddexp(0, z2_2))
+        + (1/2)*(1 - y_1)*np.logaddexp(0, z2_1) + (1/2)*(1 - y_2)*np.logaddexp(0, z2_2)
     )
     # The same δ and gradient equations as loss_and_grads below, written out per unit.
     dact1_1 = (1.0 if z1_1 > 0 else 0.0)

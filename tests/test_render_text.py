@@ -1,0 +1,38 @@
+import pytest
+
+from derive.derivation import derive
+from derive.render.text import render_text
+from derive.render.view import spoken_list
+from derive.spec import load_preset, spec_from_flags
+
+
+def derivative_lines(text: str) -> list[str]:
+    section = text.split("3. Local Jacobians")[1]
+    return [line.strip() for line in section.splitlines() if "′(z) = " in line]
+
+
+def test_each_activation_derivative_is_shown_once_with_its_layers():
+    text = render_text(derive(spec_from_flags(2, "3:tanh,2:relu,2:tanh,1:sigmoid", loss="bce")))
+    assert derivative_lines(text) == [
+        "tanh′(z) = 1 − tanh(z)² = 1 − h² with h = tanh(z)    (layers 1 and 3)",
+        "relu′(z) = 1[z > 0]    (layer 2)",
+        "σ′(z) = exp(-z)/(1 + exp(-z))² = h·(1 − h) with h = σ(z)    (layer 4)",
+    ]
+
+
+def test_a_derivative_written_in_the_output_is_said_so_in_words_not_code():
+    """The diagonal Jacobian's note points back to the identity instead of repeating it in Python
+    syntax (it read `exp(-z)/(1 + exp(-z))**2 = h*(1 - h)`), and names no σ for a tanh layer."""
+    text = render_text(derive(load_preset("sigmoid-4321-bce")))
+    assert derivative_lines(text) == [
+        "σ′(z) = exp(-z)/(1 + exp(-z))² = h·(1 − h) with h = σ(z)    (layers 1, 2 and 3)"]
+    assert text.count("entries written in the layer's output h") == 3
+    tanh = render_text(derive(spec_from_flags(2, "2:tanh,1:identity", loss="half_sse")))
+    assert "entries written in the layer's output h" in tanh and "σ" not in tanh
+    for shown in (text, tanh):
+        assert "**" not in shown and "h*(" not in shown
+
+
+@pytest.mark.parametrize(("items", "spoken"), [(["1"], "1"), (["1", "2"], "1 and 2"), (["1", "2", "3"], "1, 2 and 3")])
+def test_spoken_list(items, spoken):
+    assert spoken_list(items) == spoken
