@@ -2,10 +2,8 @@
 
 Two thin printers. `ArrayPrinter` (SymPy's NumPyPrinter) prints a scalar formula whose placeholders
 stand for whole arrays. `BatchPrinter` prints a block expression of the derivation for a batch held
-as rows: a column vector v becomes a (B, n) array, W v becomes np.dot(v, W.T), and an outer product
-δ aᵀ, summed over the batch, becomes the one matrix product np.dot(δ.T, a). (np.dot rather than @: for
-2-D arrays they are the same product, and np.dot skips the ufunc machinery that costs @ about a
-microsecond a call, which shows on small networks.)
+as rows: a column vector v becomes a (B, n) array, W v becomes v @ W.T, and an outer product δ aᵀ,
+summed over the batch, becomes the one matrix product δ.T @ a.
 """
 
 from __future__ import annotations
@@ -351,12 +349,25 @@ class Code:
         return self.text
 
 
+# For 2-D arrays np.dot(a, b) is the same product as a @ b. It skips the ufunc machinery, which costs
+# @ about a microsecond a call, but its BLAS calls ran 1–3 % slower here on 256² to 1024² operands:
+# np.dot pays for weights up to about 100 × 100 entries, @ beyond.
+DOT_LIMIT = 10_000
+
+
 class BatchPrinter:
     """Block expressions as code over a batch of rows; see the module docstring."""
 
-    def __init__(self, params: set[str], scalar: ArrayPrinter) -> None:
+    def __init__(self, params: set[str], scalar: ArrayPrinter, dot: frozenset[str] = frozenset()) -> None:
         self.params = params
         self.scalar = scalar
+        self.dot = dot  # the weights whose products are written np.dot(a, b)
+
+    def product(self, a: Code | str, b: Code | str, weight: str) -> str:
+        """a · b, a product with the weight `weight` (or its gradient); a string is already one operand."""
+        if weight in self.dot:
+            return "np.dot({}, {})".format(*(o.text if isinstance(o, Code) else o for o in (a, b)))
+        return "{} @ {}".format(*(o.wrapped() if isinstance(o, Code) else o for o in (a, b)))
 
     def doprint(self, expr: sp.Basic) -> str:
         return self.code(expr).text
@@ -408,8 +419,7 @@ class BatchPrinter:
             acc = self.combine(c, acc) if reverse else self.combine(acc, c)
         return acc
 
-    @staticmethod
-    def combine(left: Code, right: Code) -> Code:
+    def combine(self, left: Code, right: Code) -> Code:
         """left · right for one example, written for the whole batch."""
         (r, _), (_, c) = left.shape, right.shape
         if right.kind == "I":
@@ -421,10 +431,11 @@ class BatchPrinter:
         if right.kind == "num":
             return Code(f"{left.wrapped()} * {right.wrapped()}", left.kind, left.shape)
         if left.kind == "ex" and right.kind == "W" and r == 1:          # row · W
-            return Code(f"np.dot({left.text}, {right.text})", "ex", (1, c), (left.text, right.text))
+            text = self.product(left, right.text, right.text.removesuffix(".T"))
+            return Code(text, "ex", (1, c), (left.text, right.text))
         if left.kind == "W" and right.kind == "ex" and c == 1:          # W · column = (columnᵀ Wᵀ)ᵀ
             w = left.text.removesuffix(".T") if left.text.endswith(".T") else f"{left.text}.T"
-            return Code(f"np.dot({right.text}, {w})", "ex", (r, 1), (right.text, w))
+            return Code(self.product(right, w, left.text.removesuffix(".T")), "ex", (r, 1), (right.text, w))
         if left.kind == "ex" and right.kind == "ex" and r == 1 and c == 1:  # row · column: a scalar each
             return Code(f"np.sum({left.wrapped()} * {right.wrapped()}, axis=-1, keepdims=True)", "sc", (1, 1))
         if "sc" in (left.kind, right.kind) or "diag" in (left.kind, right.kind):
@@ -437,7 +448,8 @@ def statement_code(s, batch: BatchPrinter, keep_lse: bool = True) -> list[str]:
     if isinstance(s, Block) and s.kind == "weight":
         # δ aᵀ (or aᵀ δ) for each example, summed over the batch: one matmul, Δᵀ A (or Aᵀ Δ).
         first, second = (batch.code(a) for a in s.expr.args)
-        return [f"{s.target} = np.dot({first.wrapped()}.T, {second.text})"]
+        weight = next(name for name in batch.params if naming.gradient(name) == s.target)
+        return [f"{s.target} = {batch.product(f'{first.wrapped()}.T', second, weight)}"]
     if isinstance(s, Block) and s.kind == "bias":
         return [f"{s.target} = {batch.code(s.expr).wrapped()}.sum(axis=0)"]
     if isinstance(s, Block):
@@ -483,7 +495,7 @@ def with_out(code: str, out: str) -> str | None:
 
 def in_place(target: str, expr: sp.MatrixExpr, batch: BatchPrinter, reuse: str | None = None) -> list[str] | None:
     """A sum or Hadamard product with a matmul among its terms, as that matmul updated in place
-    (z = np.dot(x, W.T); z += b): one array allocated instead of one per operation. None when there is none.
+    (z = x @ W.T; z += b): one array allocated instead of one per operation. None when there is none.
     With `reuse`, the matmul (or a bare matmul) writes into that array, which is not read again: no
     new array at all."""
     if isinstance(expr, sp.MatAdd):
@@ -531,7 +543,8 @@ def module_view(d: Derivation, program: Program, spec: NetworkSpec) -> dict:
         if layer.bias:
             params[f"b{l}"] = (widths[l],)
     arrays = ArrayPrinter({})
-    batch = BatchPrinter(set(params), arrays)
+    batch = BatchPrinter(set(params), arrays, frozenset(name for name, shape in params.items()
+                                                        if len(shape) == 2 and shape[0] * shape[1] <= DOT_LIMIT))
 
     def lines(statements, keep_lse=True):
         out = []
