@@ -55,12 +55,13 @@ def _require_defined(layer, values: dict[sp.Symbol, sp.Expr]) -> None:
     """A user formula such as log(z) or 1/z is not defined for every z: example numbers outside its
     domain would carry complex or infinite values through every later step."""
     for z, h in zip(layer.z, layer.h):
-        if finite_real(values[h]):
-            continue
-        if sp.N(values[h], 15).is_finite is not True:
+        number = sp.N(values[h], 15)
+        if number.is_finite is not True:
             problem = f"{h} is not finite there (SymPy gives {values[h]})"
-        else:
+        elif number.is_real is not True:
             problem = f"it gives {h} = {values[h]}, which is not a real number"
+        else:
+            continue
         raise DeriveError(f"the numbers leave the domain of layer {layer.index}'s activation at {z} = {values[z]}: "
                           f"{problem}", "example")
 
