@@ -4,7 +4,9 @@ An activation is a formula in the scalar symbol `Z` (or, for softmax, a map of t
 pre-activation vector). Nothing here knows a derivative by heart: `derivative` differentiates the
 formula, and `output_form` looks for the same derivative written in the activation's output `H`
 (σ′ = σ(1 − σ), tanh′ = 1 − tanh²) by inverting the formula, and keeps it only once SymPy has
-checked the identity.
+checked the identity. Where no form in H alone exists but the formula itself appears in its
+derivative (tanh(g(z))′ = (1 − tanh(g(z))²)·g′(z), or exp(−z²)′ = −2z·exp(−z²)), H replaces it there
+and z stays: the stored output still saves evaluating the formula again.
 """
 
 from __future__ import annotations
@@ -71,7 +73,8 @@ class Activation:
 
     @property
     def output_form(self) -> sp.Expr | None:
-        """The derivative as an expression in the output H alone, when one exists and checks."""
+        """The derivative as an expression in the output H (alone where possible, else with Z), when one
+        exists and checks."""
         assert self.formula is not None
         return output_form_of(self.formula)
 
@@ -129,13 +132,17 @@ def output_form_of(formula: sp.Expr) -> sp.Expr | None:
     derivative = derivative_of(formula)
     if Z not in derivative.free_symbols or derivative.has(sp.Heaviside, sp.Piecewise, sp.DiracDelta):
         return None  # constant, or a gate that reads best in z (1[z > 0])
+    mixed = None
     for g in _output_candidates(formula, derivative):
-        if Z in g.free_symbols or g.has(sp.LambertW, sp.I) or sp.count_ops(g) > 8:
+        if H not in g.free_symbols or g.has(sp.LambertW, sp.I) or sp.count_ops(g) > 8:
             continue
         # The identity is checked once per formula, on scalars; it then holds entry by entry.
-        if sp.simplify(g.xreplace({H: formula}) - derivative) == 0:
+        if sp.simplify(g.xreplace({H: formula}) - derivative) != 0:
+            continue
+        if Z not in g.free_symbols:
             return _tidy(g)
-    return None
+        mixed = mixed if mixed is not None else g  # kept only if no inverse gives a form in H alone
+    return None if mixed is None else _tidy(mixed)
 
 
 def _output_candidates(formula: sp.Expr, derivative: sp.Expr) -> Iterator[sp.Expr]:

@@ -31,6 +31,28 @@ def test_output_form_is_found_and_is_an_identity(name, expected):
         assert math.isclose(float(act.output_form.subs(H, h)), float(act.derivative.subs(Z, z)), rel_tol=1e-12)
 
 
+@pytest.mark.parametrize(("text", "expected"), [("tanh(z**2/2 + z)", (1 - H**2) * (Z + 1)),
+                                              ("exp(-z**2)", -2 * H * Z),
+                                              ("z*exp(z)", H + sp.exp(Z))])
+def test_where_no_inverse_serves_the_output_replaces_the_formula_inside_its_derivative(text, expected):
+    """tanh(g(z))′ = (1 − tanh(g(z))²) g′(z): no form in h alone (g has two inverses), but the stored
+    h still spares evaluating tanh again."""
+    act = get_activation(text)
+    assert sp.expand(act.output_form - expected) == 0
+    for z in (-1.5, 0.3, 2.0):
+        h = float(act.formula.subs(Z, z))
+        value = float(act.output_form.subs({H: h, Z: z}))
+        assert math.isclose(value, float(act.derivative.subs(Z, z)), rel_tol=1e-12)
+
+
+def test_a_form_in_the_output_alone_is_preferred_to_one_that_keeps_z():
+    """exp(z)′ = exp(z) is found both by replacing the formula inside its derivative and by inverting
+    it; either way it is h, and sigmoid's inverse gives h(1 − h), which has no z."""
+    assert get_activation("exp(z)").output_form == H
+    assert Z not in get_activation("1/(1 + exp(-z))").output_form.free_symbols
+    assert get_activation("tanh(2*z)").output_form.free_symbols == {H}
+
+
 def test_no_output_form_where_none_exists():
     assert get_activation("relu").output_form is None
     assert get_activation("identity").output_form is None

@@ -97,6 +97,16 @@ def test_abs_in_user_activations_is_verified_and_correct():
         check_against_torch(d, values)
 
 
+def test_derivatives_read_off_both_output_and_input_are_verified_and_correct():
+    """exp(−z²)′ = −2zh and (z eᶻ)′ = h + eᶻ: each σ′ block holds h and z of its own layer, and the
+    gradients still equal SymPy's derivative of the composed loss."""
+    d = derive(spec_from_flags(2, "3:exp(-z**2),2:z*exp(z),1:identity", loss="half_sse"))
+    for layer in d.network.layers[:2]:
+        entries = d.blocks.values[f"dact{layer.index}"]
+        assert all(e.free_symbols == {h, z} for e, h, z in zip(entries, layer.h, layer.z))
+    check(d, seed=2)
+
+
 def test_derivation_is_deterministic():
     spec = load_preset("softmax-ce-three-layer")
     a, b = derive(spec), derive(spec)

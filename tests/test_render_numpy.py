@@ -564,6 +564,21 @@ def test_user_activation_needs_no_special_code():
     assert report.ok, report.table()
 
 
+@pytest.mark.parametrize("width", [4, 40], ids=["straight-line", "arrays"])
+def test_a_user_activation_found_in_its_own_derivative_is_read_off_the_stored_output(width):
+    """tanh(g(z))′ = (1 − h²)·g′(z): the backward pass reads h and keeps z alive for g′, and tanh is
+    evaluated once per entry, in the forward pass."""
+    spec = spec_from_flags(3, f"{width}:tanh(z**2/2 + z),2:identity", loss="mse")
+    source = numpy_source(spec)
+    train = source[source.index("def _single(" if width == 4 else "def loss_and_grads"):]
+    train = train[:train.index("return")]
+    assert train.count("np.tanh(") == (width if width == 4 else 1)
+    assert ("dact1_1 = (1 - h1_1**2)*(z1_1 + 1)" if width == 4 else "dact1 = (1 - h1**2)*(z1 + 1)") in train
+    assert "out=z1" not in train  # z⁽¹⁾ is read by the derivative, so h⁽¹⁾ does not overwrite it
+    report = check_module(load_module(source, f"tanh_of_g_{width}"), spec, seed=1, points=2)
+    assert report.ok, report.table()
+
+
 def test_small_networks_get_straight_line_code_for_one_example():
     small = render_numpy(derive(load_preset("relu-softmax-label")))
     assert "def _single(" in small and "if x.ndim == 1:" in small
