@@ -8,9 +8,10 @@ This is the mathematics that code generation needs, done here so that the NumPy 
   rewritten loss is checked to equal the original;
 - a layer whose outputs are e^(z_i) / Σ_j e^(z_j) is marked as a softmax so it can be max-shifted;
 - loss_and_grads gets its own order of the same statements, chosen so that arrays die early: each
-  layer's gradients right after its δ, a mask that reads only z⁽ˡ⁾ computed with z⁽ˡ⁾; then an array
-  that nothing reads any more gives its memory to the next one of its shape (h⁽ˡ⁾ takes z⁽ˡ⁾'s, δ⁽ˡ⁾
-  takes h⁽ˡ⁾'s), which spares a (B, width) allocation per layer and the page faults of touching it;
+  layer's gradients right after its δ, a mask that reads only z⁽ˡ⁾ computed with z⁽ˡ⁾ (a σ′ in z⁽ˡ⁾ and
+  h⁽ˡ⁾ with h⁽ˡ⁾); then an array that nothing reads any more gives its memory to the next one of its
+  shape (h⁽ˡ⁾ takes z⁽ˡ⁾'s, δ⁽ˡ⁾ takes h⁽ˡ⁾'s, such a σ′ takes z⁽ˡ⁾'s), which spares a (B, width)
+  allocation per layer and the page faults of touching it;
 - an exponential piece of a Piecewise gets its variable clamped to the interval where the piece is
   taken: np.where evaluates every piece at every entry, and ELU's e^z − 1 would overflow where z is.
 """
@@ -290,12 +291,20 @@ def _reads(s: Elementwise | Softmax | Block) -> set[str]:
 
 def _with_masks_early(forward: list, backward: list, depth: int) -> tuple[list, list]:
     """A σ′ that reads z⁽ˡ⁾ alone is computed right after z⁽ˡ⁾: z⁽ˡ⁾ is then free for h⁽ˡ⁾ to overwrite.
-    (relu′ is a boolean mask, a quarter or an eighth of the array it spares.)"""
-    pre = {naming.derivative_block(l): f"z{l}" for l in range(1, depth + 1)}
+    (relu′ is a boolean mask, a quarter or an eighth of the array it spares.) One that reads z⁽ˡ⁾ and
+    h⁽ˡ⁾ (tanh(g(z))′ = (1 − h²) g′(z)) is computed right after h⁽ˡ⁾, while both are still in cache, and
+    z⁽ˡ⁾ is then free for it."""
+    layers = range(1, depth + 1)
+    pre = {naming.derivative_block(l): f"z{l}" for l in layers}
+    post = {naming.derivative_block(l): naming.activation_block(l, l == depth) for l in layers}
     training, rest = list(forward), []
     for s in backward:
-        if isinstance(s, Elementwise) and s.target in pre and _reads(s) == {pre[s.target]}:
-            training.insert(next(i for i, t in enumerate(training) if t.target == pre[s.target]) + 1, s)
+        after = None
+        if isinstance(s, Elementwise) and s.target in pre:
+            after = {frozenset({pre[s.target]}): pre[s.target],
+                     frozenset({pre[s.target], post[s.target]}): post[s.target]}.get(frozenset(_reads(s)))
+        if after is not None and any(t.target == after for t in training):
+            training.insert(next(i for i, t in enumerate(training) if t.target == after) + 1, s)
         else:
             rest.append(s)
     return training, rest
@@ -308,6 +317,7 @@ def _with_reuse(training: list, loss_reads: frozenset[str], backward: list, dept
     layers = range(1, depth + 1)
     activations = {naming.activation_block(l, l == depth) for l in layers}
     spares = {naming.delta(l): (naming.activation_block(l, l == depth), f"z{l}") for l in layers}
+    derivatives = {naming.derivative_block(l): f"z{l}" for l in layers}
     steps = [*training, loss_reads, *backward]
     reads = [set(s) if isinstance(s, frozenset) else _reads(s) for s in steps]
     memory: dict[str, str] = {}  # array name -> the name of the allocation it lives in
@@ -326,6 +336,9 @@ def _with_reuse(training: list, loss_reads: frozenset[str], backward: list, dept
                 continue
             if free(arg, i + 1):
                 s = dataclasses.replace(s, reuse=arg)
+        elif (isinstance(s, Elementwise) and s.target in derivatives and len(_reads(s)) > 1
+              and derivatives[s.target] in _reads(s) and free(derivatives[s.target], i + 1)):
+            s = dataclasses.replace(s, reuse=derivatives[s.target])  # σ′ in h and z takes z's memory
         elif isinstance(s, Block) and s.kind == "delta":
             spare = next((n for n in spares[s.target] if free(n, i)), None)
             if spare is not None:

@@ -566,8 +566,8 @@ def test_user_activation_needs_no_special_code():
 
 @pytest.mark.parametrize("width", [4, 40], ids=["straight-line", "arrays"])
 def test_a_user_activation_found_in_its_own_derivative_is_read_off_the_stored_output(width):
-    """tanh(g(z))′ = (1 − h²)·g′(z): the backward pass reads h and keeps z alive for g′, and tanh is
-    evaluated once per entry, in the forward pass."""
+    """tanh(g(z))′ = (1 − h²)·g′(z): σ′ reads h and z, and tanh is evaluated once per entry. In the
+    array code σ′ comes right after h, while both are still in cache, and then z is let go."""
     spec = spec_from_flags(3, f"{width}:tanh(z**2/2 + z),2:identity", loss="mse")
     source = numpy_source(spec)
     train = source[source.index("def _single(" if width == 4 else "def loss_and_grads"):]
@@ -575,6 +575,10 @@ def test_a_user_activation_found_in_its_own_derivative_is_read_off_the_stored_ou
     assert train.count("np.tanh(") == (width if width == 4 else 1)
     assert ("dact1_1 = (1 - h1_1**2)*(z1_1 + 1)" if width == 4 else "dact1 = (1 - h1**2)*(z1 + 1)") in train
     assert "out=z1" not in train  # z⁽¹⁾ is read by the derivative, so h⁽¹⁾ does not overwrite it
+    if width == 40:
+        code = "\n".join(line for line in train.splitlines() if not line.lstrip().startswith("#"))
+        assert ("    h1 = np.tanh((1/2)*z1**2 + z1)\n    dact1 = (1 - h1**2)*(z1 + 1)\n"
+                "    del z1  # not read again\n") in code
     report = check_module(load_module(source, f"tanh_of_g_{width}"), spec, seed=1, points=2)
     assert report.ok, report.table()
 
