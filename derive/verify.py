@@ -47,10 +47,10 @@ def sample_point(module, spec: NetworkSpec, rng: np.random.Generator, batch: int
     and every pre-activation within ±PRE_ACTIVATION_BOUND. Past that bound a stack of growing
     activations (z³ of z³ …) saturates the output, and a central difference at step 1e-6 loses the
     digits the comparison needs; the weights shrink a little with each try until the point is tame.
-    Every value of the forward pass must be finite too: a user formula such as log(z) or 1/z is not
-    defined everywhere, and a point outside its domain would say nothing about the gradients."""
+    Every value of the forward pass, and the loss, must be finite too: a user formula such as log(z)
+    or 1/z is not defined everywhere, nor is binary cross-entropy on a user formula's output outside
+    (0, 1), and a point outside a domain would say nothing about the gradients."""
     kinked = _kinked(spec)
-    k = spec.layers[-1].units
     shape = (batch, spec.input) if batch else (spec.input,)
     for attempt in range(200):
         params = module.init_params(rng, dtype=dtype)
@@ -60,27 +60,31 @@ def sample_point(module, spec: NetworkSpec, rng: np.random.Generator, batch: int
             else:
                 params[name] *= 0.97**attempt
         x = rng.standard_normal(shape).astype(dtype)
+        y = _targets(spec, rng, batch, dtype)
         with np.errstate(all="ignore"):  # outside a formula's domain: try another point
             values = module.forward(params, x)
+            loss = module.loss(params, x, y)
         zs = [values[f"z{i + 1}"] for i in range(len(kinked))]
-        if all(np.isfinite(v).all() for v in values.values()) and all(
+        if all(np.isfinite(v).all() for v in values.values()) and np.isfinite(loss) and all(
                 np.max(np.abs(z)) <= PRE_ACTIVATION_BOUND for z in zs) and all(
                 np.min(np.abs(z)) > margin for z, kink in zip(zs, kinked) if kink):
-            break
-    else:
-        raise DeriveError("found no random point where every activation is defined and finite, away from its "
-                          "kinks, with moderate pre-activations; the gradients cannot be checked numerically")
+            return params, x, y
+    raise DeriveError("found no random point where every activation and the loss are defined and finite, away "
+                      "from the kinks, with moderate pre-activations; the gradients cannot be checked numerically")
+
+
+def _targets(spec: NetworkSpec, rng: np.random.Generator, batch: int | None, dtype) -> np.ndarray | int:
+    """Targets of the spec's kind: class labels, probability rows for ce, values in (0, 1) for bce."""
+    k = spec.layers[-1].units
     lead = (batch,) if batch else ()
     if spec.loss.target == "index":
-        y = rng.integers(0, k, size=lead) if batch else int(rng.integers(0, k))
-    elif spec.loss.kind == "ce":
+        return rng.integers(0, k, size=lead) if batch else int(rng.integers(0, k))
+    if spec.loss.kind == "ce":
         logits = rng.standard_normal((*lead, k))
-        y = (np.exp(logits) / np.exp(logits).sum(axis=-1, keepdims=True)).astype(dtype)
-    elif spec.loss.kind in ("bce", "mean_bce"):
-        y = rng.uniform(0.05, 0.95, size=(*lead, k)).astype(dtype)
-    else:
-        y = rng.standard_normal((*lead, k)).astype(dtype)
-    return params, x, y
+        return (np.exp(logits) / np.exp(logits).sum(axis=-1, keepdims=True)).astype(dtype)
+    if spec.loss.kind in ("bce", "mean_bce"):
+        return rng.uniform(0.05, 0.95, size=(*lead, k)).astype(dtype)
+    return rng.standard_normal((*lead, k)).astype(dtype)
 
 
 def finite_differences(module, params: dict, x, y, step: float = STEP) -> dict[str, np.ndarray]:

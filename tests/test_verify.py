@@ -40,10 +40,25 @@ def test_a_formula_defined_on_part_of_the_line_is_checked_inside_its_domain(form
     assert report.ok, report.table()
 
 
+def test_binary_cross_entropy_is_checked_where_a_user_output_lies_in_0_1():
+    """tanh(g(z)) may be negative, and bce takes its log: points there make a nan loss, which said
+    GRADIENTS DISAGREE about correct code. The sampler keeps to points where the loss is finite."""
+    spec = spec_from_dict({"input": 3, "layer": [{"units": 4, "activation": "z*exp(z)"},
+                                                 {"units": 2, "activation": "tanh(z**2/2 + z)"}],
+                           "loss": {"kind": "bce"}})
+    module = load_module(render_numpy(derive(spec)), "bce_range")
+    for seed in range(3):
+        params, x, y = sample_point(module, spec, np.random.default_rng(seed), batch=3)
+        yhat = module.forward(params, x)["yhat"]
+        assert np.all((yhat > 0) & (yhat < 1)) and np.isfinite(module.loss(params, x, y))
+        report = check_module(module, spec, seed=seed)
+        assert report.ok, report.table()
+
+
 def test_a_formula_defined_nowhere_cannot_be_checked():
     spec = spec_from_dict({"input": 2, "layer": [{"units": 2, "activation": "sqrt(-1 - z**2)"}]})
     module = load_module(render_numpy(derive(spec)), "nowhere")
-    with pytest.raises(DeriveError, match="no random point where every activation is defined"):
+    with pytest.raises(DeriveError, match="no random point where every activation and the loss are defined"):
         check_module(module, spec)
 
 
