@@ -1,6 +1,7 @@
 """LaTeX handouts and exercise sheets: they compile, fit the page, escape user text, and reproduce."""
 
 import os
+import re
 import shutil
 
 import pytest
@@ -151,3 +152,10 @@ def test_latex_failure_names_the_first_error_and_line(tex):
 
 def test_output_must_be_tex(tmp_path, capsys):
     assert main(["latex", "two-layer-relu", "-o", str(tmp_path / "h.pdf")]) == 2
+
+
+def test_a_jacobians_note_is_a_sentence_that_begins_with_a_capital():
+    """'\\emph{diagonal, 2×2.} Entries written …': the note follows a full stop."""
+    tex = render_handout(derive(spec_from_flags(2, "3:sigmoid,2:tanh(z**2/2 + z),2:softmax", loss="ce")))
+    notes = re.findall(r"\\paragraph\{\} \\emph\{[^}]*\.\} (\S+)", tex)
+    assert len(notes) == 3 and all(not note[0].islower() for note in notes), notes

@@ -231,7 +231,7 @@ def handout_view(d: Derivation, max_side: int = MAX_SIDE) -> dict[str, Any]:
                 s["reason_tex"] = escape_tex(s["reason"])
             item["factor_lines"] = [item["factors"][k:k + 4] for k in range(0, len(item["factors"]), 4)]
     for j in view["jacobians"]:
-        j["reason_tex"] = escape_tex(j["reason"])
+        j["reason_tex"] = escape_tex(j["reason"][:1].upper() + j["reason"][1:])  # a sentence of its own
         j["structure_tex"] = escape_tex(j["structure_text"])
     return view
 
