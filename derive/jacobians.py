@@ -66,9 +66,9 @@ def activation_jacobian(net: SymbolicNetwork, layer: Layer, blocks: Blocks) -> L
         reason = ""
         if output_form is not None:
             entries = [output_form.xreplace({H: h, Z: z}) for h, z in zip(layer.h, layer.z)]
-            reason = ("entries written in the layer's output h, by the identity given with its derivative "
+            reason = ("entries written in the layer's output, by the identity given with its derivative "
                       "(checked by SymPy)" if Z not in output_form.free_symbols else
-                      "entries written in the layer's output h where the activation reappears in its derivative, "
+                      "entries written in the layer's output where the activation reappears in its derivative, "
                       "by the identity given with the derivative (checked by SymPy)")
         else:
             entries = [raw[i, i] for i in range(n)]

@@ -83,6 +83,7 @@ _SUP = str.maketrans("0123456789()+-=aeoixnhjlmrstuvwz", "⁰¹²³⁴⁵⁶⁷�
 _SUB = str.maketrans("0123456789,ijk", "₀₁₂₃₄₅₆₇₈₉,ᵢⱼₖ")
 
 _COMPONENT = re.compile(r"(?P<block>x|y|yhat|(?:z|h|b|delta|dact)\d+)_(?P<i>\d+)|W(?P<l>\d+)_(?P<wi>\d+)_(?P<wj>\d+)")
+_SCALAR_ROLES = {"z": "pre", "h": "post"}  # the names of activations.Z and activations.H
 _LAYERED = re.compile(r"(?P<role>z|h|b|W|delta|dact|J)(?P<l>\d+)")
 
 
@@ -281,7 +282,11 @@ class Display:
         return head + sub
 
     def component(self, name: str, latex: bool = False) -> str:
-        """x₁, W⁽¹⁾₁₂, ŷ₂, z⁽¹⁾₃ (LaTeX: W^{(1)}_{12}); other names are returned unchanged."""
+        """x₁, W⁽¹⁾₁₂, ŷ₂, z⁽¹⁾₃ (LaTeX: W^{(1)}_{12}); z and h, the variables of an activation's scalar
+        formula, in the notation's letters (σ′(s) = z(1 − z) where s is the pre-activation); other
+        names are returned unchanged."""
+        if name in _SCALAR_ROLES:
+            return self.letter(_SCALAR_ROLES[name], latex)
         m = _COMPONENT.fullmatch(name)
         if not m:
             return name

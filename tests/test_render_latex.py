@@ -159,3 +159,10 @@ def test_a_jacobians_note_is_a_sentence_that_begins_with_a_capital():
     tex = render_handout(derive(spec_from_flags(2, "3:sigmoid,2:tanh(z**2/2 + z),2:softmax", loss="ce")))
     notes = re.findall(r"\\paragraph\{\} \\emph\{[^}]*\.\} (\S+)", tex)
     assert len(notes) == 3 and all(not note[0].islower() for note in notes), notes
+
+
+def test_scalar_derivatives_use_the_courses_letters_in_the_handout():
+    """The course of sigmoid-sse-numerator writes s for the pre-activation and z for the activation."""
+    tex = render_handout(derive(load_preset("sigmoid-sse-numerator")))
+    assert r"the same written with the output $z = \sigma(s)$" in tex
+    assert r"\[\fitmath{\sigma'(s) = " in tex and r"= z \left(1 - z\right)}\]" in tex

@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from derive.derivation import derive
@@ -8,7 +10,7 @@ from derive.spec import load_preset, spec_from_flags
 
 def derivative_lines(text: str) -> list[str]:
     section = text.split("3. Local Jacobians")[1]
-    return [line.strip() for line in section.splitlines() if "′(z) = " in line]
+    return [line.strip() for line in section.splitlines() if re.search(r"′\(\w\) = ", line)]
 
 
 def test_each_activation_derivative_is_shown_once_with_its_layers():
@@ -24,13 +26,21 @@ def test_a_derivative_written_in_the_output_is_said_so_in_words_not_code():
     """The diagonal Jacobian's note points back to the identity instead of repeating it in Python
     syntax (it read `exp(-z)/(1 + exp(-z))**2 = h*(1 - h)`), and names no σ for a tanh layer."""
     text = render_text(derive(load_preset("sigmoid-4321-bce")))
-    assert derivative_lines(text) == [
-        "σ′(z) = exp(-z)/(1 + exp(-z))² = h·(1 − h) with h = σ(z)    (layers 1, 2 and 3)"]
-    assert text.count("entries written in the layer's output h") == 3
+    assert text.count("entries written in the layer's output,") == 3
     tanh = render_text(derive(spec_from_flags(2, "2:tanh,1:identity", loss="half_sse")))
-    assert "entries written in the layer's output h" in tanh and "σ" not in tanh
+    assert "entries written in the layer's output," in tanh and "σ" not in tanh
     for shown in (text, tanh):
-        assert "**" not in shown and "h*(" not in shown
+        assert "**" not in shown and "h*(" not in shown and "a*(" not in shown
+
+
+@pytest.mark.parametrize(("preset", "line"), [
+    ("sigmoid-4321-bce", "σ′(z) = exp(-z)/(1 + exp(-z))² = a·(1 − a) with a = σ(z)    (layers 1, 2 and 3)"),
+    ("sigmoid-sse-numerator", "σ′(s) = exp(-s)/(1 + exp(-s))² = z·(1 − z) with z = σ(s)    (layer 1)"),
+    ("softmax-ce-three-layer", "σ′(a) = exp(-a)/(1 + exp(-a))² = h·(1 − h) with h = σ(a)    (layers 1 and 2)")])
+def test_scalar_derivatives_use_the_courses_letters(preset, line):
+    """Where a course writes s for the pre-activation and z for the activation, σ′(z) = h(1 − h)
+    would call the output by the pre-activation's letter: the scalar formulas use the notation's."""
+    assert line in derivative_lines(render_text(derive(load_preset(preset))))
 
 
 @pytest.mark.parametrize(("items", "spoken"), [(["1"], "1"), (["1", "2"], "1 and 2"), (["1", "2", "3"], "1, 2 and 3")])

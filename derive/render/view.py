@@ -13,6 +13,7 @@ from typing import Any
 import sympy as sp
 
 from derive import naming
+from derive.activations import H, Z
 from derive.chain import Chain
 from derive.derivation import Derivation
 from derive.naming import Display, function_names
@@ -65,13 +66,14 @@ def spoken_list(items: list[str]) -> str:
 
 def derivatives_view(layers: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Each activation derivative once, with the layers it belongs to (a sigmoid in every layer is one line)."""
-    groups: dict[tuple[str, str, str], list[str]] = {}
+    groups: dict[tuple[str, str, str, str], list[str]] = {}
     for layer in layers:
         if layer["derivative"]:
-            groups.setdefault((layer["function"], layer["derivative"], layer["output_form"]), []).append(layer["index"])
-    return [{"function": function, "derivative": derivative, "output_form": output_form,
+            key = (layer["prime"], layer["output_of"], layer["derivative"], layer["output_form"])
+            groups.setdefault(key, []).append(layer["index"])
+    return [{"prime": prime, "output_of": output_of, "derivative": derivative, "output_form": output_form,
              "layers": f"layer{'s' if len(indices) > 1 else ''} {spoken_list(indices)}"}
-            for (function, derivative, output_form), indices in groups.items()]
+            for (prime, output_of, derivative, output_form), indices in groups.items()]
 
 
 def _shape(m: sp.MatrixBase | tuple[int, ...]) -> str:
@@ -150,15 +152,19 @@ def build_view(d: Derivation, p: Printers) -> dict[str, Any]:
     disp = p.display
     jac_names = {j.name: disp.jacobian(j.of, j.wrt, p.latex) for j in d.local_jacobians}
     layers = []
+    tick = "'" if p.latex else "′"
     for layer in net.layers:
         act = layer.activation
+        function = disp.function(layer.index, p.latex)
         layers.append({
             "index": disp.label(layer.index),
             "units": layer.n_out,
             "custom": act.user_defined,
-            "activation": f"{disp.function(layer.index, p.latex)}(z) = {p.expr(act.formula)}"
-            if act.user_defined else act.name,
-            "function": disp.function(layer.index, p.latex),
+            "activation": f"{function}({p.expr(Z)}) = {p.expr(act.formula)}" if act.user_defined else act.name,
+            "function": function,
+            # the scalar formulas' variables in the notation's letters: σ′(s) = z(1 − z) with z = σ(s)
+            "prime": f"{function}{tick}({p.expr(Z)})",
+            "output_of": f"{p.expr(H)} = {function}({p.expr(Z)})",
             "bias": layer.b is not None,
             "derivative": p.expr(act.derivative) if act.elementwise else "",
             "output_form": p.expr(act.output_form) if act.elementwise and act.output_form is not None else "",
