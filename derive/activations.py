@@ -11,6 +11,7 @@ and z stays: the stored output still saves evaluating the formula again.
 
 from __future__ import annotations
 
+import gc
 import io
 import signal
 import string
@@ -113,6 +114,10 @@ def _time_limit(seconds: int):
         signal.setitimer(signal.ITIMER_REAL, 0.1)
         raise TimeoutError
 
+    # Without collections there are no collector callbacks for the alarm to land in, so it lands in
+    # SymPy and stops it the first time (SymPy's objects are freed by reference counting meanwhile).
+    collecting = gc.isenabled()
+    gc.disable()
     old = signal.signal(signal.SIGALRM, _raise)
     signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
@@ -125,6 +130,8 @@ def _time_limit(seconds: int):
                 break
             except TimeoutError:
                 continue
+        if collecting:
+            gc.enable()
 
 
 @cache
@@ -134,7 +141,9 @@ def output_form_of(formula: sp.Expr) -> sp.Expr | None:
         return None  # constant, or a gate that reads best in z (1[z > 0])
     mixed = None
     for g in _output_candidates(formula, derivative):
-        if H not in g.free_symbols or g.has(sp.LambertW, sp.I) or sp.count_ops(g) > 8:
+        # A form in h alone must be short to be worth showing; one that keeps z is the derivative
+        # itself with the formula replaced by h, and so always shorter than it.
+        if H not in g.free_symbols or g.has(sp.LambertW, sp.I) or (Z not in g.free_symbols and sp.count_ops(g) > 8):
             continue
         # The identity is checked once per formula, on scalars; it then holds entry by entry.
         if sp.simplify(g.xreplace({H: formula}) - derivative) != 0:

@@ -1,3 +1,4 @@
+import gc
 import math
 import re
 import signal
@@ -40,6 +41,16 @@ def test_where_no_inverse_serves_the_output_replaces_the_formula_inside_its_deri
     act = get_activation(text)
     assert sp.expand(act.output_form - expected) == 0
     for z in (-1.5, 0.3, 2.0):
+        h = float(act.formula.subs(Z, z))
+        value = float(act.output_form.subs({H: h, Z: z}))
+        assert math.isclose(value, float(act.derivative.subs(Z, z)), rel_tol=1e-12)
+
+
+def test_a_long_inner_formula_still_reads_the_output():
+    """The length limit is for forms in h alone; one that keeps z is always shorter than the derivative."""
+    act = get_activation("tanh(z**3/3 + sin(z)*cos(z) + tanh(z)*exp(-z**2) + cosh(z))")
+    assert act.output_form.free_symbols == {H, Z} and not act.output_form.has(sp.tanh(act.formula.args[0]))
+    for z in (-0.7, 0.4):
         h = float(act.formula.subs(Z, z))
         value = float(act.output_form.subs({H: h, Z: z}))
         assert math.isclose(value, float(act.derivative.subs(Z, z)), rel_tol=1e-12)
@@ -158,3 +169,16 @@ def test_the_time_limit_survives_a_swallowed_alarm():
     assert swallowed == 2 and time.monotonic() - start < 2
     assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
     assert signal.getsignal(signal.SIGALRM) is before
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_no_garbage_collection_while_the_alarm_is_armed(enabled):
+    """A collector callback (hypothesis installs one) is where Python drops the alarm's exception; with
+    collection off during the limit there is none. The collector's state is restored afterwards."""
+    (gc.enable if enabled else gc.disable)()
+    try:
+        with _time_limit(1):
+            assert not gc.isenabled()
+        assert gc.isenabled() is enabled
+    finally:
+        gc.enable()

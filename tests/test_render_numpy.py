@@ -488,7 +488,7 @@ LONG_FORMULA = "z**3/3 + z**2/2 + sin(z)*cos(z) + tanh(z)*exp(-z**2)"  # its der
 WRAPPED = {"deep": DEEP,
            "long-formula-arrays": spec_from_flags(3, f"8:{LONG_FORMULA},2:softmax", loss="ce"),
            "long-formula-straight-line": spec_from_flags(3, f"4:{LONG_FORMULA},2:softmax", loss="ce"),
-           # f′ is a product of two long factors: no + or − at the top level to break at
+           # f′ is (1 − h²) times a long factor: no + or − at the top level to break at
            "long-formula-product": spec_from_flags(3, f"8:tanh({LONG_FORMULA} + cosh(z)),2:softmax", loss="ce")}
 
 
