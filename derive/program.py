@@ -301,8 +301,8 @@ def _with_masks_early(forward: list, backward: list, depth: int) -> tuple[list, 
     for s in backward:
         after = None
         if isinstance(s, Elementwise) and s.target in pre:
-            after = {frozenset({pre[s.target]}): pre[s.target],
-                     frozenset({pre[s.target], post[s.target]}): post[s.target]}.get(frozenset(_reads(s)))
+            z, h, reads = pre[s.target], post[s.target], _reads(s)
+            after = z if reads == {z} else h if reads == {z, h} else None
         if after is not None and any(t.target == after for t in training):
             training.insert(next(i for i, t in enumerate(training) if t.target == after) + 1, s)
         else:
@@ -336,8 +336,8 @@ def _with_reuse(training: list, loss_reads: frozenset[str], backward: list, dept
                 continue
             if free(arg, i + 1):
                 s = dataclasses.replace(s, reuse=arg)
-        elif (isinstance(s, Elementwise) and s.target in derivatives and len(_reads(s)) > 1
-              and derivatives[s.target] in _reads(s) and free(derivatives[s.target], i + 1)):
+        elif (isinstance(s, Elementwise) and s.target in derivatives and len(reads[i]) > 1
+              and derivatives[s.target] in reads[i] and free(derivatives[s.target], i + 1)):
             s = dataclasses.replace(s, reuse=derivatives[s.target])  # σ′ in h and z takes z's memory
         elif isinstance(s, Block) and s.kind == "delta":
             spare = next((n for n in spares[s.target] if free(n, i)), None)
