@@ -48,6 +48,7 @@ def derivative_block(layer: int) -> str:
 
 
 LOSS_GRADIENT = "gL"  # ∂L/∂ŷ as a vector
+BATCH_ONES = "ones"  # the code's vector of ones, one per example: 1ᵀ Δ sums Δ over the batch
 
 
 def jacobian(of: str, wrt: str) -> str:

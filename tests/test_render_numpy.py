@@ -409,6 +409,18 @@ def test_code_reads_like_the_derivation():
     assert "out=" not in ast.get_source_segment(src, functions["_forward"])
 
 
+def test_bias_gradients_sum_over_the_batch_as_one_product():
+    """δ summed over the batch is 1ᵀ Δ, a matrix-vector product: one vector of ones, made before the
+    first bias gradient in δ's dtype (so float32 stays float32), and none without biases."""
+    src = render_numpy(derive(load_preset("softmax-ce-three-layer")))
+    train = src[src.index("def loss_and_grads"):]
+    assert train.count("ones = np.ones(") == 1
+    assert train.index("ones = np.ones(x.shape[0], dtype=delta3.dtype)") < train.index("db3 = np.dot(ones, delta3)")
+    assert "db1 = np.dot(ones, delta1)" in train and ".sum(axis=0)" not in train
+    spec = spec_from_flags(40, "3:relu,2:identity", loss="half_sse", no_bias=True)
+    assert "ones" not in numpy_source(spec)
+
+
 def test_an_array_with_two_names_is_freed_by_neither():
     """An identity layer makes h⁽¹⁾ = z⁽¹⁾ one array: δ⁽¹⁾ may overwrite it only after ∂L/∂W⁽²⁾ has
     read h⁽¹⁾, and tanh's h⁽²⁾ overwrites z⁽²⁾, which nothing reads again (tanh′ is read off h⁽²⁾)."""

@@ -249,14 +249,15 @@ def loss_and_grads(params, x, y):
     # ∂L/∂W⁽²⁾ = δ⁽²⁾ z⁽¹⁾ᵀ, summed over the batch
     dW2 = np.dot(delta2.T, h1)
     # ∂L/∂b⁽²⁾ = δ⁽²⁾, summed over the batch
-    db2 = delta2.sum(axis=0)
+    ones = np.ones(x.shape[0], dtype=delta2.dtype)  # a 1 per example: a product with it sums over the batch
+    db2 = np.dot(ones, delta2)
     # δ⁽¹⁾ = (W⁽²⁾ᵀ δ⁽²⁾) ⊙ max(0, sign(s⁽¹⁾))
     delta1 = np.matmul(delta2, W2, out=h1)  # into h1's memory: h1 is not read again
     delta1 *= dact1
     # ∂L/∂W⁽¹⁾ = δ⁽¹⁾ xᵀ, summed over the batch
     dW1 = np.dot(delta1.T, x)
     # ∂L/∂b⁽¹⁾ = δ⁽¹⁾, summed over the batch
-    db1 = delta1.sum(axis=0)
+    db1 = np.dot(ones, delta1)
     return value, {
         "W1": dW1,
         "b1": db1,
