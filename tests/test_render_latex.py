@@ -166,3 +166,15 @@ def test_scalar_derivatives_use_the_courses_letters_in_the_handout():
     tex = render_handout(derive(load_preset("sigmoid-sse-numerator")))
     assert r"the same written with the output $z = \sigma(s)$" in tex
     assert r"\[\fitmath{\sigma'(s) = " in tex and r"= z \left(1 - z\right)}\]" in tex
+
+
+def test_a_diagonal_of_long_entries_lists_the_diagonal_and_counts_the_zeros(tex):
+    """The Jacobian's block form is set once, then each diagonal entry; the 12 off-diagonal places
+    are one sentence, not twelve displays of `= 0` (the handout ran two pages longer)."""
+    spec = spec_from_flags(2, "4:z*tanh(log(1 + exp(z))),1:identity", loss="half_sse")
+    source = render_handout(derive(spec))
+    section = source.split("diagonal, 4")[1].split("\\emph{The other")[0]
+    assert section.count("\\operatorname{diag}") == 1
+    assert re.findall(r"\\right\]_\{(\d,\d)\}", section) == ["1,1", "2,2", "3,3", "4,4"]
+    assert "\\emph{The other 12 entries are 0.}" in source and not re.search(r"\} = 0\}\\\]", source)
+    compiles(source, tex)

@@ -46,3 +46,14 @@ def test_scalar_derivatives_use_the_courses_letters(preset, line):
 @pytest.mark.parametrize(("items", "spoken"), [(["1"], "1"), (["1", "2"], "1 and 2"), (["1", "2", "3"], "1, 2 and 3")])
 def test_spoken_list(items, spoken):
     assert spoken_list(items) == spoken
+
+
+def test_entries_too_wide_for_a_grid_are_listed_without_the_zeros():
+    """A diagonal Jacobian of long entries lists its diagonal and counts the zeros, instead of a line
+    of 0 for each of the 12 off-diagonal places."""
+    text = render_text(derive(spec_from_flags(2, "4:z*tanh(log(1 + exp(z))),1:identity", loss="half_sse")))
+    section = text.split("∂h⁽¹⁾/∂z⁽¹⁾ = diag(")[1].split("\n\n")[0]
+    listed = re.findall(r"\[(\d),(\d)\]", section)
+    assert listed == [(str(i), str(i)) for i in range(1, 5)]
+    assert section.rstrip().endswith("the other 12 entries are 0")
+    assert not re.search(r"\]\s+0$", section, re.MULTILINE)

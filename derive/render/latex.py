@@ -122,7 +122,8 @@ def _lines(expr: sp.Expr, printer: NotationLatexPrinter, width: int) -> list[str
 
 
 def latex_matrix(m: sp.MatrixBase, printer: NotationLatexPrinter, max_side: int = MAX_SIDE) -> dict[str, Any]:
-    """A bmatrix with ⋯ ⋮ ⋱ beyond `max_side`, or, when entries are long, a list of entries."""
+    """A bmatrix with ⋯ ⋮ ⋱ beyond `max_side`, or, when entries are long, a list of the entries that
+    are not 0 and a count of those that are."""
     rows, cols = picked(m.rows, max_side), picked(m.cols, max_side)
     cells = {(i, j): printer.doprint(m[i, j]) for i in rows if i is not None for j in cols if j is not None}
     elided = m.rows > max_side or m.cols > max_side
@@ -139,11 +140,14 @@ def latex_matrix(m: sp.MatrixBase, printer: NotationLatexPrinter, max_side: int 
                     parts.append(r"\cdots" if j is None else cells[(i, j)])
             lines.append(" & ".join(parts))
         return {"grid": r"\begin{bmatrix}" + r" \\ ".join(lines) + r"\end{bmatrix}", "entries": [],
-                "elided": elided}
-    entries = []
+                "elided": elided, "zeros": 0}
+    entries, zeros = [], 0
     for i in rows:
         for j in cols:
             if i is None or j is None:
+                continue
+            if cells[(i, j)] == "0":  # a diagonal's off-diagonal places: counted, not listed
+                zeros += 1
                 continue
             tex = broken(m[i, j], printer)
             if visible_length(cells[(i, j)]) > MAX_ENTRY:
@@ -152,7 +156,7 @@ def latex_matrix(m: sp.MatrixBase, printer: NotationLatexPrinter, max_side: int 
                       r" when expanded; see \texttt{derive show --json})}"
             index = f"{i + 1}" if m.cols == 1 else f"{j + 1}" if m.rows == 1 else f"{i + 1},{j + 1}"
             entries.append({"index": index, "tex": tex})
-    return {"grid": "", "entries": entries, "elided": elided}
+    return {"grid": "", "entries": entries, "elided": elided, "zeros": zeros}
 
 
 def diagram(d: Derivation, latex: NotationLatexPrinter) -> dict[str, Any]:

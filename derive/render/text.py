@@ -22,7 +22,9 @@ def text_matrix(m: sp.MatrixBase, printer: TextPrinter, max_side: int = MAX_SIDE
     rows, cols = picked(m.rows, max_side), picked(m.cols, max_side)
     cells = {(i, j): _cut(printer.doprint(m[i, j])) for i in rows if i is not None for j in cols if j is not None}
     if any(len(c) > MAX_CELL for c in cells.values()):
+        # One entry per line; zeros (a diagonal's 12 of 16, say) are left out and counted at the end.
         lines = []
+        zeros = 0
         for i in rows:
             if i is None:
                 lines.append("  ⋮")
@@ -30,8 +32,14 @@ def text_matrix(m: sp.MatrixBase, printer: TextPrinter, max_side: int = MAX_SIDE
             for j in cols:
                 if j is None:
                     lines.append(f"  [{i + 1},…]  ⋯")
-                    continue
-                lines.append(f"  [{i + 1},{j + 1}]  {cells[(i, j)]}")
+                elif cells[(i, j)] == "0":
+                    zeros += 1
+                else:
+                    lines.append(f"  [{i + 1},{j + 1}]  {cells[(i, j)]}")
+        if zeros:
+            elided = len(cells) < m.rows * m.cols
+            what = "entries shown" if elided else "entry" if zeros == 1 else f"{zeros} entries"
+            lines.append(f"  the other {what} {'is' if what == 'entry' else 'are'} 0")
         return lines
     width = [max((len(cells[(i, j)]) if i is not None else 1) for i in rows) if j is not None else 1 for j in cols]
     grid = []
