@@ -550,13 +550,12 @@ def module_view(d: Derivation, program: Program, spec: NetworkSpec) -> dict:
 
     def lines(statements, keep_lse=True):
         out = []
-        ones = False
+        first_bias = next((s for s in statements if isinstance(s, Block) and s.kind == "bias"), None)
         for s in statements:
             code = statement_code(s, batch, keep_lse)
-            if isinstance(s, Block) and s.kind == "bias" and not ones:
+            if s is first_bias:  # the vector of ones its product (and every later bias's) reads
                 operand = batch.code(s.expr).text
                 assert operand.isidentifier(), operand  # a δ is always one named array
-                ones = True
                 code = [*with_note(naming.BATCH_ONES, f"np.ones(x.shape[0], dtype={operand}.dtype)",
                                    "a 1 per example: a product with it sums over the batch"), *code]
             if s.target == program.scale_delta and spec.loss.batch == "mean":
