@@ -13,7 +13,10 @@ This is the mathematics that code generation needs, done here so that the NumPy 
   shape (h⁽ˡ⁾ takes z⁽ˡ⁾'s, δ⁽ˡ⁾ takes h⁽ˡ⁾'s, such a σ′ takes z⁽ˡ⁾'s), which spares a (B, width)
   allocation per layer and the page faults of touching it;
 - an exponential piece of a Piecewise gets its variable clamped to the interval where the piece is
-  taken: np.where evaluates every piece at every entry, and ELU's e^z − 1 would overflow where z is.
+  taken: np.where evaluates every piece at every entry, and ELU's e^z − 1 would overflow where z is;
+- in loss_and_grads an activation with σ(u) = u·σ′(u) for every u (relu, leaky relu: a line through 0
+  on each side), once SymPy has checked that, is z⁽ˡ⁾ times the σ′ already computed for the backward
+  pass: one multiply instead of evaluating σ (np.maximum, or np.where of two pieces).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 
 import sympy as sp
 
@@ -40,6 +44,7 @@ class Elementwise:
     expr: sp.Expr
     args: tuple[tuple[sp.Symbol, str], ...]  # placeholder -> array name
     reuse: str | None = None                 # the argument, when nothing reads it from here on
+    from_derivative: bool = False            # an activation as z ⊙ σ′(z), checked: σ(u) = u·σ′(u)
 
 
 @dataclass(frozen=True)
@@ -276,6 +281,7 @@ def build_program(d: Derivation) -> Program:
     forward = [_evaluable_everywhere(s) for s in forward]
     backward = [_evaluable_everywhere(s) for s in backward]
     training, backward = _with_masks_early(forward, backward, net.depth)
+    training = _with_activations_from_derivatives(training, net.depth)
     training, backward = _with_reuse(training, loss_reads, backward, net.depth)
     return Program(tuple(forward), loss, net.loss_expr, tuple(backward), tuple(outputs), naming.delta(net.depth),
                    tuple(training), loss_reads)
@@ -310,6 +316,28 @@ def _with_masks_early(forward: list, backward: list, depth: int) -> tuple[list, 
     return training, rest
 
 
+@cache
+def is_z_times_derivative(h: sp.Expr, dh: sp.Expr) -> bool:
+    """h(u) = u·dh(u) for every real u, by SymPy (over the pieces of a Max or Piecewise)."""
+    return sp.simplify((h - U * dh).rewrite(sp.Piecewise)) == 0
+
+
+def _with_activations_from_derivatives(training: list, depth: int) -> list:
+    """h⁽ˡ⁾ = z⁽ˡ⁾ ⊙ σ′(z⁽ˡ⁾) where σ′ in z alone comes before h⁽ˡ⁾ and σ(u) = u·σ′(u) checks."""
+    out = list(training)
+    for l in range(1, depth + 1):
+        z, dact = f"z{l}", naming.derivative_block(l)
+        h = naming.activation_block(l, l == depth)
+        at = {s.target: i for i, s in enumerate(out)}
+        if dact not in at or h not in at or at[dact] > at[h]:
+            continue
+        ds, hs = out[at[dact]], out[at[h]]
+        if (isinstance(hs, Elementwise) and hs.args == ((U, z),) and hs.expr != U and ds.args == ((U, z),)
+                and is_z_times_derivative(hs.expr, ds.expr)):
+            out[at[h]] = Elementwise(h, U * V, ((U, z), (V, dact)), from_derivative=True)
+    return out
+
+
 def _with_reuse(training: list, loss_reads: frozenset[str], backward: list, depth: int) -> tuple[list, list]:
     """An array takes over the memory of one of its shape that nothing reads from there on: h⁽ˡ⁾ that of
     z⁽ˡ⁾, δ⁽ˡ⁾ that of h⁽ˡ⁾ or z⁽ˡ⁾. Names that share memory (h = z for the identity, or an earlier
@@ -329,8 +357,8 @@ def _with_reuse(training: list, loss_reads: frozenset[str], backward: list, dept
     out = []
     for i, s in enumerate(steps):
         if isinstance(s, Elementwise) and s.target in activations:
-            (ph, arg), = s.args
-            if s.expr == ph:  # h = z: one array, two names
+            arg = dict(s.args)[U]  # z⁽ˡ⁾ (beside σ′ for an activation computed from its derivative)
+            if s.expr == U:  # h = z: one array, two names
                 memory[s.target] = memory[arg]
                 out.append(s)
                 continue

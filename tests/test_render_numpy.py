@@ -398,8 +398,9 @@ def test_code_reads_like_the_derivation():
     assert "    # relu′(z⁽¹⁾) = 1[z⁽¹⁾ > 0], entry by entry\n    dact1 = z1 > 0\n" in src  # a mask, not a copy
     train = ast.get_source_segment(src, functions["loss_and_grads"])
     # In loss_and_grads the mask is taken as soon as z⁽¹⁾ exists, so that h⁽¹⁾ can overwrite z⁽¹⁾ ...
-    assert ("    dact1 = z1 > 0\n    # h⁽¹⁾ = max(0, z⁽¹⁾), entry by entry\n"
-            "    h1 = np.maximum(z1, 0, out=z1)  # into z1's memory: z1 is not read again\n") in train
+    # (and as relu(u) = u·relu′(u), h⁽¹⁾ is z⁽¹⁾ times that mask: one multiply, not np.maximum)
+    assert ("    dact1 = z1 > 0\n    # h⁽¹⁾ = z⁽¹⁾ ⊙ relu′(z⁽¹⁾), entry by entry, as relu(u) = u·relu′(u)\n"
+            "    h1 = np.multiply(z1, dact1, out=z1)  # into z1's memory: z1 is not read again\n") in train
     # ... and once ∂L/∂W⁽²⁾ has read h⁽¹⁾, δ⁽¹⁾ takes that memory in turn.
     assert train.index("dW2 = np.dot(delta2.T, h1)") < train.index("delta1 = np.matmul(delta2, W2, out=h1)")
     assert ("    # δ⁽¹⁾ = (W⁽²⁾ᵀ δ⁽²⁾) ⊙ relu′(z⁽¹⁾)\n    delta1 = np.matmul(delta2, W2, out=h1)"
@@ -407,6 +408,29 @@ def test_code_reads_like_the_derivation():
     assert "dW1 = np.dot(delta1.T, x)" in src  # the outer products of a batch: one matmul
     # forward() still returns z⁽¹⁾ and h⁽¹⁾ as two arrays
     assert "out=" not in ast.get_source_segment(src, functions["_forward"])
+
+
+@pytest.mark.parametrize(("activation", "rewritten"), [
+    ("relu", True), ("leaky_relu", True), ("Max(z, z/5)", True), ("Piecewise((z, z > 0), (3*z, True))", True),
+    ("Min(0, z)", True), ("Piecewise((z, z > 1), (0, True))", True),  # z·1[z > 1]: a jump, but still z·σ′
+    # a kink away from 0, an exponential piece, smooth functions: σ(u) ≠ u·σ′(u)
+    ("Max(0, z - 1)", False), ("Piecewise((z, z > 0), (exp(z) - 1, True))", False), ("sigmoid", False),
+    ("softplus", False),
+])
+def test_an_activation_through_0_on_each_side_is_z_times_its_derivative(activation, rewritten):
+    """In loss_and_grads, h = z ⊙ σ′(z), reusing the σ′ kept for the backward pass, exactly where SymPy
+    confirms σ(u) = u·σ′(u); forward() still evaluates σ itself; the gradients check either way."""
+    spec = spec_from_flags(3, f"4:{activation},2:identity", loss="half_sse")
+    src = render_numpy(derive(spec))
+    train = src[src.index("def loss_and_grads"):]
+    assert ("h1 = np.multiply(z1, dact1, out=z1)" in train) is rewritten
+    assert "np.multiply(z1, dact1" not in src[src.index("def _forward"):src.index("def loss_and_grads")]
+    module = load_module(src, "through_0")
+    rng = np.random.default_rng(5)
+    params, x, y = module.init_params(rng), rng.normal(size=(6, 3)), rng.normal(size=(6, 2))
+    assert module.loss_and_grads(params, x, y)[0] == pytest.approx(module.loss(params, x, y), rel=1e-12)
+    report = check_module(module, spec, seed=5, points=2)
+    assert report.ok, report.table()
 
 
 def test_bias_gradients_sum_over_the_batch_as_one_product():

@@ -28,6 +28,8 @@ from derive.program import (
     Program,
     ScalarSoftmax,
     Softmax,
+    U,
+    V,
     build_program,
     build_scalar_program,
     wants_scalar,
@@ -460,7 +462,10 @@ def statement_code(s, batch: BatchPrinter, keep_lse: bool = True) -> list[str]:
         if isinstance(s.expr, sp.Heaviside) and s.expr.args[1] == 0 and s.expr.args[0] in dict(s.args):
             # 1[z > 0] as a boolean mask: it only ever multiplies, and a mask needs no float copy.
             return [f"{s.target} = {dict(s.args)[s.expr.args[0]]} > 0"]
-        code = ArrayPrinter(dict(s.args)).doprint(s.expr)
+        if s.from_derivative:  # z ⊙ σ′ spelled as one ufunc call, so that it can write into z's memory
+            code = f"np.multiply({dict(s.args)[U]}, {dict(s.args)[V]})"
+        else:
+            code = ArrayPrinter(dict(s.args)).doprint(s.expr)
         if not s.reuse:
             return [wrapped_statement(s.target, code)]
         into = with_out(code, s.reuse)
@@ -526,6 +531,12 @@ def statement_comment(s, text: TextPrinter, display) -> str:
         lhs, rhs = s.equation
         tail = ", summed over the batch" if s.kind in ("weight", "bias") else ""
         return f"{text.doprint(lhs)} = {text.doprint(rhs)}{tail}"
+    if isinstance(s, Elementwise) and s.from_derivative:
+        z, dact = dict(s.args)[U], dict(s.args)[V]
+        l = int(z.removeprefix("z"))
+        f, df = display.function(l, False), display.derivative(l, "u", False)
+        lhs, rhs = display.block(s.target), f"{display.block(z)} ⊙ {display.block(dact)}"
+        return f"{lhs} = {rhs}, entry by entry, as {f}(u) = u·{df}"
     if isinstance(s, Elementwise):
         formula = s.expr.xreplace({ph: sp.Symbol(name) for ph, name in s.args})
         lhs, rhs = display.block(s.target), text.doprint(formula)

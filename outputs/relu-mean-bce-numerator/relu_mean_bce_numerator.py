@@ -238,8 +238,8 @@ def loss_and_grads(params, x, y):
     z1 += b1
     # max(0, sign(s⁽¹⁾)), entry by entry
     dact1 = z1 > 0
-    # z⁽¹⁾ = max(0, s⁽¹⁾), entry by entry
-    h1 = np.maximum(z1, 0, out=z1)  # into z1's memory: z1 is not read again
+    # z⁽¹⁾ = s⁽¹⁾ ⊙ max(0, sign(s⁽¹⁾)), entry by entry, as relu(u) = u·max(0, sign(u))
+    h1 = np.multiply(z1, dact1, out=z1)  # into z1's memory: z1 is not read again
     # s⁽²⁾ = W⁽²⁾ z⁽¹⁾ + b⁽²⁾
     z2 = np.dot(h1, W2.T)
     z2 += b2

@@ -270,14 +270,14 @@ def loss_and_grads(params, x, y):
     z1 = np.dot(x, W1.T)
     # 1[z⁽¹⁾ > 0], entry by entry
     dact1 = z1 > 0
-    # h⁽¹⁾ = max(0, z⁽¹⁾), entry by entry
-    h1 = np.maximum(z1, 0, out=z1)  # into z1's memory: z1 is not read again
+    # h⁽¹⁾ = z⁽¹⁾ ⊙ 1[z⁽¹⁾ > 0], entry by entry, as relu(u) = u·1[u > 0]
+    h1 = np.multiply(z1, dact1, out=z1)  # into z1's memory: z1 is not read again
     # z⁽²⁾ = W⁽²⁾ h⁽¹⁾
     z2 = np.dot(h1, W2.T)
     # 1[z⁽²⁾ > 0], entry by entry
     dact2 = z2 > 0
-    # h⁽²⁾ = max(0, z⁽²⁾), entry by entry
-    h2 = np.maximum(z2, 0, out=z2)  # into z2's memory: z2 is not read again
+    # h⁽²⁾ = z⁽²⁾ ⊙ 1[z⁽²⁾ > 0], entry by entry, as relu(u) = u·1[u > 0]
+    h2 = np.multiply(z2, dact2, out=z2)  # into z2's memory: z2 is not read again
     # z⁽ᵒ⁾ = W⁽ᵒ⁾ h⁽²⁾
     z3 = np.dot(h2, W3.T)
     # ô = softmax(z⁽ᵒ⁾)

@@ -215,8 +215,8 @@ def loss_and_grads(params, x, y):
     z1 += b1
     # relu′(z⁽¹⁾) = 1[z⁽¹⁾ > 0], entry by entry
     dact1 = z1 > 0
-    # h⁽¹⁾ = max(0, z⁽¹⁾), entry by entry
-    h1 = np.maximum(z1, 0, out=z1)  # into z1's memory: z1 is not read again
+    # h⁽¹⁾ = z⁽¹⁾ ⊙ relu′(z⁽¹⁾), entry by entry, as relu(u) = u·relu′(u)
+    h1 = np.multiply(z1, dact1, out=z1)  # into z1's memory: z1 is not read again
     # z⁽²⁾ = W⁽²⁾ h⁽¹⁾ + b⁽²⁾
     z2 = np.dot(h1, W2.T)
     z2 += b2
