@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import sys
 import tempfile
+import traceback
 import types
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +18,7 @@ import numpy as np
 import sympy as sp
 
 from derive.activations import Z
-from derive.errors import DeriveError
+from derive.errors import DeriveError, GeneratedCodeError
 from derive.spec import NetworkSpec
 
 RTOL, ATOL, STEP = 1e-5, 1e-7, 1e-6
@@ -62,7 +63,7 @@ def sample_point(module, spec: NetworkSpec, rng: np.random.Generator, batch: int
                 params[name] *= 0.97**attempt
         x = rng.standard_normal(shape).astype(dtype)
         y = _targets(spec, rng, batch, dtype)
-        _clear_kinks(module, params, x, kinked, margin)
+        _clear_kinks(module, params, x, kinked, margin, spec.convention)
         with np.errstate(all="ignore"):  # outside a formula's domain: try another point
             values = module.forward(params, x)
             loss = module.loss(params, x, y)
@@ -75,19 +76,33 @@ def sample_point(module, spec: NetworkSpec, rng: np.random.Generator, batch: int
                       "from the kinks, with moderate pre-activations; the gradients cannot be checked numerically")
 
 
-def _clear_kinks(module, params: dict, x: np.ndarray, kinked: list[bool], margin: float) -> None:
-    """Move each kinked unit's bias, layer by layer, just enough that none of the unit's pre-activations
-    over the batch lies within `margin` of the kink. Rejecting points instead works for a few units,
-    but about 0.8 % of N(0, 1) lies within 0.01 of 0, so a point with a thousand relu pre-activations
-    almost never passes. Layers without biases are left to rejection."""
+def _clear_kinks(module, params: dict, x: np.ndarray, kinked: list[bool], margin: float, convention: str) -> None:
+    """Move each kinked unit's pre-activations, layer by layer, just enough that none of them over the
+    batch lies within `margin` of the kink. Rejecting points instead works for a few units, but about
+    0.8 % of N(0, 1) lies within 0.01 of 0, so a point with a thousand relu pre-activations almost never
+    passes. The move is a shift of the unit's bias; without biases, the same shift comes from the
+    weights: with u such that a_b · u = 1 for every input a_b of the batch, adding shift_i u to unit i's
+    weights adds shift_i to each of its pre-activations (u exists when the inputs are independent;
+    otherwise the layer is left to rejection)."""
     for layer, kink in enumerate(kinked, start=1):
-        bias = params.get(f"b{layer}")
-        if not kink or bias is None:
+        if not kink:
             continue
         with np.errstate(all="ignore"):
-            z = np.atleast_2d(module.forward(params, x)[f"z{layer}"]).astype(np.float64)
-        if np.isfinite(z).all():
-            bias += clearing_shift(z, margin).astype(bias.dtype)
+            values = module.forward(params, x)
+        z = np.atleast_2d(values[f"z{layer}"]).astype(np.float64)
+        if not np.isfinite(z).all():
+            continue
+        shift = clearing_shift(z, margin)
+        bias = params.get(f"b{layer}")
+        if bias is not None:
+            bias += shift.astype(bias.dtype)
+            continue
+        a = np.atleast_2d(x if layer == 1 else values[f"h{layer - 1}"]).astype(np.float64)
+        with np.errstate(all="ignore"):
+            u = np.linalg.lstsq(a, np.ones(a.shape[0]), rcond=None)[0]
+        if np.all(np.isfinite(u)) and np.allclose(a @ u, 1.0, rtol=0, atol=1e-9):
+            W = params[f"W{layer}"]
+            W += (np.outer(shift, u) if convention == "column" else np.outer(u, shift)).astype(W.dtype)
 
 
 def clearing_shift(z: np.ndarray, margin: float) -> np.ndarray:
@@ -332,8 +347,28 @@ def check_module(module, spec: NetworkSpec, seed: int = 0, points: int = 2) -> R
 def check_spec(spec: NetworkSpec, seed: int = 0) -> Report:
     from derive.render.numpy import numpy_source
 
-    module = load_module(numpy_source(spec), spec.name.replace("-", "_"))
+    source = numpy_source(spec)
+    name = spec.name.replace("-", "_")
+    module = None
     try:
+        module = load_module(source, name)
         return check_module(module, spec, seed)
+    except DeriveError:  # an input that cannot be checked (no real values, no point clear of kinks)
+        raise
+    except Exception as err:  # the spec was valid, so whatever fails here is derive's own doing
+        raise GeneratedCodeError(_failure(err, name)) from err
     finally:
-        sys.modules.pop(module.__name__, None)
+        if module is not None:
+            sys.modules.pop(module.__name__, None)
+
+
+def _failure(err: Exception, name: str) -> str:
+    """`E: message`, at the deepest line of the generated module it passed through, if any."""
+    where = ""
+    if isinstance(err, SyntaxError) and err.lineno is not None:
+        where = f" at line {err.lineno} of the generated {name}.py"
+    for frame in traceback.extract_tb(err.__traceback__):
+        if Path(frame.filename).name == f"{name}.py":
+            where = f" at line {frame.lineno} of the generated {name}.py ({frame.name}: {frame.line})"
+    message = str(err).splitlines()[0] if str(err) else ""
+    return f"{type(err).__name__}{': ' + message if message else ''}{where}; this is a bug in derive"

@@ -101,6 +101,23 @@ def test_a_network_of_mnist_size_is_checked():
                for note in report.notes)
 
 
+@pytest.mark.parametrize("convention", ["column", "row"])
+def test_kinks_are_cleared_through_the_weights_of_a_layer_without_biases(convention):
+    """1536 relu pre-activations in a batch of 3 and no bias to move (a random point keeps them all
+    0.01 clear with chance 4e-6): a rank-one change of each layer's weights shifts its units instead."""
+    spec = spec_from_dict({"input": 20, "convention": convention, "loss": {"kind": "half_sse"},
+                           "layer": [{"units": 256, "activation": "relu", "bias": False},
+                                     {"units": 256, "activation": "leaky_relu", "bias": False},
+                                     {"units": 2, "bias": False}]})
+    module = load_module(numpy_source(spec), f"no_bias_{convention}")
+    params, x, _ = sample_point(module, spec, np.random.default_rng(2), batch=3)
+    values = module.forward(params, x)
+    assert min(np.min(np.abs(values[f"z{l}"])) for l in (1, 2)) > 1e-2
+    assert set(params) == {"W1", "W2", "W3"}
+    report = check_module(module, spec, points=2)
+    assert report.ok, report.table()
+
+
 @settings(max_examples=200)
 @given(arrays(np.float64, st.tuples(st.integers(1, 8), st.integers(1, 5)),
               elements=st.floats(-0.1, 0.1) | st.sampled_from([0.0, 0.01, -0.01, 0.015, -0.005])))
