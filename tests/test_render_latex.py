@@ -84,6 +84,12 @@ def test_user_text_is_escaped():
         r"\textbackslash{}input\{/etc/passwd\} \$x\$ \& \#1 \% \_ \textasciicircum{} \textasciitilde{}")
 
 
+def test_a_minus_sign_in_prose_is_set_as_a_minus_not_a_hyphen():
+    source = render_handout(derive(load_preset("relu-softmax-label")))
+    assert "diag(p) $-$ p p$^\\top$" in source and "diag(p) - p" not in source
+    assert escape_tex("p(1 − p), 1–3") == "p(1 $-$ p), 1--3"  # the en dash of a range stays a dash
+
+
 def test_a_hostile_title_cannot_run_tex(tex):
     spec = spec_from_dict({"title": r"\def\x{1}\input{/etc/hostname} }{ $ & # % _ ^ ~ σ ü 漢",
                            "input": 1, "layer": [{"units": 1}]})

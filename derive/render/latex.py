@@ -36,7 +36,7 @@ _TEX_SPECIAL = {
     "\\": r"\textbackslash{}", "{": r"\{", "}": r"\}", "$": r"\$", "&": r"\&", "#": r"\#", "%": r"\%",
     "_": r"\_", "^": r"\textasciicircum{}", "~": r"\textasciitilde{}", "<": r"\textless{}", ">": r"\textgreater{}",
 }
-_UNICODE_TEX = {"−": "-", "→": r"$\to$", "×": r"$\times$", "Σ": r"$\Sigma$", "½": r"$\frac12$", "²": r"$^2$",
+_UNICODE_TEX = {"−": "$-$", "→": r"$\to$", "×": r"$\times$", "Σ": r"$\Sigma$", "½": r"$\frac12$", "²": r"$^2$",
                 "≤": r"$\le$", "ŷ": r"$\hat y$", "∂": r"$\partial$", "σ": r"$\sigma$", "⊙": r"$\odot$",
                 "ᵀ": r"$^\top$", "ᵢ": r"$_i$", "ⱼ": r"$_j$", "′": "'", "“": "``", "”": "''", "’": "'", "‘": "`",
                 "–": "--", "—": "---"}
