@@ -7,11 +7,13 @@ Files are written whole or not at all (written beside the target, then renamed o
 from __future__ import annotations
 
 import argparse
+import keyword
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from derive.errors import DeriveError
+from derive.errors import DeriveError, GeneratedCodeError
 from derive.files import write_atomically
 
 
@@ -138,6 +140,14 @@ def cmd_numpy(args: argparse.Namespace) -> int:
     from derive.render.numpy import numpy_source
 
     _require_suffix(args.output, ".py")
+    stem = args.output.stem
+    if keyword.iskeyword(stem):
+        raise DeriveError(f"{stem!r} is a Python keyword, which `import` cannot take ({stem}_.py, say)",
+                          str(args.output))
+    if not stem.isidentifier():
+        suggestion = re.sub(r"\W", "_", stem if stem[:1].isalpha() else f"_{stem}")
+        raise DeriveError(f"{stem!r} is not a name `import` can take: letters, digits and _, not first a digit "
+                          f"({suggestion}.py, say)", str(args.output))
     write_atomically(args.output, numpy_source(_spec(args)))
     sys.stdout.write(f"wrote {args.output}\n")
     return 0
@@ -175,6 +185,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DeriveError as err:
         sys.stderr.write(f"derive: {err}\n")
         return 2
+    except GeneratedCodeError as err:
+        sys.stderr.write(f"derive: the generated module failed: {err}\n")
+        return 1
     except BrokenPipeError:  # `derive show ... | head`
         sys.stderr.close()
         return 0

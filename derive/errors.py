@@ -1,4 +1,4 @@
-"""The one error type users see: a problem with what they gave us, and where it is."""
+"""The errors users see: a problem with what they gave us and where it is, or generated code that failed."""
 
 from __future__ import annotations
 
@@ -18,3 +18,8 @@ class DeriveError(Exception):
         """The same problem, located more precisely (outer context first)."""
         inner = f"{where}: {self.where}" if self.where else where
         return DeriveError(self.problem, inner)
+
+
+class GeneratedCodeError(Exception):
+    """Generated code that would not import or raised when `derive check` ran it: a bug in derive, not in
+    the input. The CLI prints one line and exits 1, as for gradients that disagree."""

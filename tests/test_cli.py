@@ -1,6 +1,7 @@
 """The CLI called in-process, as a user would call it: output, exit codes, one-line errors."""
 
 import os
+import re
 import subprocess
 import sys
 
@@ -154,6 +155,49 @@ def test_check_exits_1_and_names_the_gradient_when_the_module_is_wrong(capsys, m
     assert code == 1 and "GRADIENTS DISAGREE" in out
     rows = [line.split() for line in out.splitlines() if line.startswith(("finite differences", "torch autograd"))]
     assert rows and all((row[-1] == "MISMATCH") == (row[3] == "b1") for row in rows)
+
+
+CRASHING = '''
+
+def loss_and_grads(params, x, y):
+    return 1 / 0
+'''
+
+
+@pytest.mark.parametrize(("appended", "expected"), [
+    (CRASHING, r"ZeroDivisionError: division by zero at line \d+ of the generated two_layer_relu\.py "
+               r"\(loss_and_grads: return 1 / 0\); this is a bug in derive"),
+    ("\ndef broken(:\n", r"SyntaxError: .* at line \d+ of the generated two_layer_relu\.py; this is a bug in derive"),
+])
+def test_check_of_generated_code_that_fails_is_one_line_and_exit_1(capsys, monkeypatch, appended, expected):
+    """Not a traceback, and not exit 2: the spec was fine, the code derive wrote was not."""
+    import derive.render.numpy as numpy_renderer
+
+    right = numpy_renderer.numpy_source
+    monkeypatch.setattr(numpy_renderer, "numpy_source", lambda spec: right(spec) + appended)
+    code, out, err = run(["check", "two-layer-relu"], capsys)
+    assert code == 1 and out == "" and err.count("\n") == 1 and "Traceback" not in err
+    assert re.fullmatch(r"derive: the generated module failed: " + expected + "\n", err), err
+
+
+@pytest.mark.parametrize(("name", "suggestion"), [
+    ("bad name.py", "bad_name.py"), ("my-grads.py", "my_grads.py"), ("1x.py", "_1x.py"), ("class.py", "class_.py"),
+])
+def test_numpy_refuses_a_file_name_import_cannot_take(tmp_path, capsys, name, suggestion):
+    target = tmp_path / name
+    code, out, err = run(["numpy", "two-layer-relu", "-o", str(target)], capsys)
+    assert code == 2 and out == "" and err.count("\n") == 1 and f"({suggestion}, say)" in err
+    assert err.startswith(f"derive: {target}: ") and list(tmp_path.iterdir()) == []
+    # the suggested name is one Python imports
+    code, _, _ = run(["numpy", "two-layer-relu", "-o", str(tmp_path / suggestion)], capsys)
+    assert code == 0
+    sys.path.insert(0, str(tmp_path))
+    try:
+        module = __import__(suggestion.removesuffix(".py"))
+        assert callable(module.loss_and_grads)
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop(suggestion.removesuffix(".py"), None)
 
 
 def test_console_script_runs_as_a_process():

@@ -9,7 +9,7 @@ import pytest
 
 def _run(args, seed, tmp_path):
     env = {**os.environ, "PYTHONHASHSEED": str(seed)}
-    out = tmp_path / f"{seed}-{args[0]}"
+    out = tmp_path / f"{args[0]}_{seed}"  # a module name import can take
     cmd = [sys.executable, "-m", "derive", *args]
     if args[0] in ("numpy", "latex"):
         cmd += ["-o", str(out) + (".py" if args[0] == "numpy" else ".tex")]
