@@ -186,7 +186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"derive: {err}\n")
         return 2
     except GeneratedCodeError as err:
-        sys.stderr.write(f"derive: the generated module failed: {err}\n")
+        sys.stderr.write(f"derive: {err}\n")
         return 1
     except BrokenPipeError:  # `derive show ... | head`
         sys.stderr.close()

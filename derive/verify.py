@@ -7,7 +7,6 @@ definitions), never from anything derive derived, so it is an independent oracle
 from __future__ import annotations
 
 import importlib.util
-import sys
 import tempfile
 import traceback
 import types
@@ -26,9 +25,10 @@ PRE_ACTIVATION_BOUND = 20.0  # |z| beyond this saturates σ to within 2e-9 of 0 
 FD_ENTRIES = 200  # entries of one parameter differenced at most; a 784 × 256 W would take minutes
 
 
-def load_module(source: str, name: str = "derived") -> types.ModuleType:
-    """Import generated source from a temporary file, as a user would import the written module."""
-    folder = Path(tempfile.mkdtemp(prefix="derive-"))
+def load_module(source: str, name: str = "derived", folder: Path | None = None) -> types.ModuleType:
+    """Import generated source from a file in `folder` (a new temporary one if None), as a user would
+    import the written module."""
+    folder = folder if folder is not None else Path(tempfile.mkdtemp(prefix="derive-"))
     path = folder / f"{name}.py"
     path.write_text(source, encoding="utf-8")
     spec = importlib.util.spec_from_file_location(f"_derive_{name}_{id(path)}", path)
@@ -349,26 +349,26 @@ def check_spec(spec: NetworkSpec, seed: int = 0) -> Report:
 
     source = numpy_source(spec)
     name = spec.name.replace("-", "_")
-    module = None
-    try:
-        module = load_module(source, name)
-        return check_module(module, spec, seed)
-    except DeriveError:  # an input that cannot be checked (no real values, no point clear of kinks)
-        raise
-    except Exception as err:  # the spec was valid, so whatever fails here is derive's own doing
-        raise GeneratedCodeError(_failure(err, name)) from err
-    finally:
-        if module is not None:
-            sys.modules.pop(module.__name__, None)
+    with tempfile.TemporaryDirectory(prefix="derive-") as folder:
+        try:
+            return check_module(load_module(source, name, Path(folder)), spec, seed)
+        except DeriveError:  # an input that cannot be checked (no real values, no point clear of kinks)
+            raise
+        except Exception as err:  # the spec was valid, so whatever fails here is derive's own doing
+            raise GeneratedCodeError(_failure(err, f"{name}.py")) from err
 
 
-def _failure(err: Exception, name: str) -> str:
-    """`E: message`, at the deepest line of the generated module it passed through, if any."""
-    where = ""
-    if isinstance(err, SyntaxError) and err.lineno is not None:
-        where = f" at line {err.lineno} of the generated {name}.py"
-    for frame in traceback.extract_tb(err.__traceback__):
-        if Path(frame.filename).name == f"{name}.py":
-            where = f" at line {frame.lineno} of the generated {name}.py ({frame.name}: {frame.line})"
+def _failure(err: Exception, file: str) -> str:
+    """What raised, `E: message`, and where: the deepest line of the generated module that the error
+    passed through, or else the deepest line of derive's own code."""
     message = str(err).splitlines()[0] if str(err) else ""
-    return f"{type(err).__name__}{': ' + message if message else ''}{where}; this is a bug in derive"
+    what = f"{type(err).__name__}{': ' + message if message else ''}"
+    frames = traceback.extract_tb(err.__traceback__)
+    generated = [f for f in frames if Path(f.filename).name == file]
+    if isinstance(err, SyntaxError) and Path(err.filename or "").name == file:
+        return f"the generated {file} does not compile: {what} at line {err.lineno}; this is a bug in derive"
+    if generated:
+        f = generated[-1]
+        return f"the generated {file} raised {what} at line {f.lineno} ({f.name}: {f.line}); this is a bug in derive"
+    f = frames[-1]
+    return f"derive check raised {what} at {Path(f.filename).name} line {f.lineno}; this is a bug in derive"

@@ -165,9 +165,10 @@ def loss_and_grads(params, x, y):
 
 
 @pytest.mark.parametrize(("appended", "expected"), [
-    (CRASHING, r"ZeroDivisionError: division by zero at line \d+ of the generated two_layer_relu\.py "
+    (CRASHING, r"the generated two_layer_relu\.py raised ZeroDivisionError: division by zero at line \d+ "
                r"\(loss_and_grads: return 1 / 0\); this is a bug in derive"),
-    ("\ndef broken(:\n", r"SyntaxError: .* at line \d+ of the generated two_layer_relu\.py; this is a bug in derive"),
+    ("\ndef broken(:\n", r"the generated two_layer_relu\.py does not compile: SyntaxError: .* at line \d+; "
+                         r"this is a bug in derive"),
 ])
 def test_check_of_generated_code_that_fails_is_one_line_and_exit_1(capsys, monkeypatch, appended, expected):
     """Not a traceback, and not exit 2: the spec was fine, the code derive wrote was not."""
@@ -177,7 +178,20 @@ def test_check_of_generated_code_that_fails_is_one_line_and_exit_1(capsys, monke
     monkeypatch.setattr(numpy_renderer, "numpy_source", lambda spec: right(spec) + appended)
     code, out, err = run(["check", "two-layer-relu"], capsys)
     assert code == 1 and out == "" and err.count("\n") == 1 and "Traceback" not in err
-    assert re.fullmatch(r"derive: the generated module failed: " + expected + "\n", err), err
+    assert re.fullmatch(r"derive: " + expected + "\n", err), err
+
+
+def test_check_names_its_own_failure_apart_from_the_generated_code(capsys, monkeypatch):
+    import derive.verify as verify
+
+    def broken_reference(*args, **kwargs):
+        raise KeyError("W9")
+
+    monkeypatch.setattr(verify, "finite_differences", broken_reference)
+    code, out, err = run(["check", "two-layer-relu"], capsys)
+    assert code == 1 and out == "" and err.count("\n") == 1
+    expected = r"derive: derive check raised KeyError: 'W9' at test_cli\.py line \d+; this is a bug in derive\n"
+    assert re.fullmatch(expected, err), err
 
 
 @pytest.mark.parametrize(("name", "suggestion"), [

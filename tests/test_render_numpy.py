@@ -2,6 +2,7 @@
 
 import ast
 import dataclasses
+import functools
 import itertools
 import re
 import subprocess
@@ -12,6 +13,7 @@ import numpy as np
 import pytest
 import sympy as sp
 from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from derive.derivation import derive
 from derive.render.numpy import (
@@ -282,6 +284,31 @@ def test_softmax_cross_entropy_is_stable_at_40():
     p /= p.sum()
     expected = (p - np.array([0, 1, 0])).reshape(-1, 1)
     assert np.allclose(grads["W1"], expected, rtol=1e-12, atol=1e-300)
+
+
+@functools.cache
+def _softmax_module(width):
+    return module_for(spec_from_flags(1, f"{width}:softmax", loss="ce", target="index"))
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows=st.sampled_from([1, 3, 31, 32, 64, 300]), width=st.sampled_from([2, 10, 16, 17, 40]),
+       scale=st.sampled_from([1.0, 50.0, 700.0]), dtype=st.sampled_from([np.float32, np.float64]),
+       seed=st.integers(0, 2**16))
+def test_softmax_rows_match_log_sum_exp_whichever_way_the_maxima_are_taken(rows, width, scale, dtype, seed):
+    """The module's softmax takes the row maxima of 32 or more rows of up to 16 through a transposed
+    copy and the row sums as a product with ones: either way each row is exp(z − lse) with lse the row's
+    log Σ exp, finite and summing to 1, even where z reaches ±700 (±50 in float32)."""
+    module = _softmax_module(width)
+    scale = min(scale, 50.0) if dtype == np.float32 else scale
+    z = (scale * np.random.default_rng(seed).uniform(-1, 1, size=(rows, width))).astype(dtype)
+    p, lse = module._softmax(z.copy())
+    assert p.dtype == dtype and lse.shape == (rows, 1)
+    expected_lse = np.logaddexp.reduce(z.astype(np.float64), axis=1, keepdims=True)
+    tol = 1e-5 if dtype == np.float32 else 1e-13
+    assert np.allclose(lse, expected_lse, rtol=tol, atol=tol * scale)
+    assert np.allclose(p, np.exp(z.astype(np.float64) - expected_lse), rtol=10 * tol, atol=10 * tol)
+    assert np.allclose(p.sum(axis=1), 1.0, rtol=10 * tol)
 
 
 def test_sigmoid_bce_is_stable_at_40():

@@ -312,8 +312,7 @@ def scalar_view(d: Derivation) -> dict | None:
         if isinstance(item, ScalarSoftmax):
             exps = [f"e_{i}" for i in range(1, len(item.outputs) + 1)]
             forward.append({"softmax": True, "outputs": [s.name for s in item.outputs], "exps": exps,
-                            "exp_targets": wrapped_names(exps), "inputs": [s.name for s in item.inputs],
-                            "lse": item.lse.name})
+                            "inputs": [s.name for s in item.inputs], "lse": item.lse.name})
         else:
             forward.append({"softmax": False, "code": wrapped_statement(item[0].name, printer.doprint(item[1]))})
     flat, offset, grads = [], 0, []

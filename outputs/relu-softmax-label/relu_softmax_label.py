@@ -116,10 +116,15 @@ def _targets(y, x):
 def _softmax(z):
     """softmax(z) by rows, and log Σ_j e^(z_j) (for the loss), both shifted by the row maximum:
     the shift changes nothing mathematically and keeps exp from overflowing."""
-    m = z.max(axis=-1, keepdims=True)
+    if z.shape[0] >= 32 and z.shape[1] <= 16:
+        # NumPy reduces a short last axis row by row; a copy's first axis, across all rows at once:
+        # 1.7× to 9× faster for 32 to 1024 rows of 10 (and slower for fewer rows or longer ones).
+        m = z.T.copy().max(axis=0)[:, None]
+    else:
+        m = z.max(axis=-1, keepdims=True)
     e = z - m
     np.exp(e, out=e)
-    s = e.sum(axis=-1, keepdims=True)
+    s = np.dot(e, np.ones(e.shape[1], dtype=e.dtype))[:, None]  # the row sums, as one product with ones
     e /= s
     np.log(s, out=s)
     s += m
@@ -209,7 +214,11 @@ def _single(params, x, y):
     z3_2 = W3_2_1*h2_1 + W3_2_2*h2_2
     z3_3 = W3_3_1*h2_1 + W3_3_2*h2_2
     m = max((z3_1, z3_2, z3_3,))
-    e_1, e_2, e_3 = np.exp([z3_1 - m, z3_2 - m, z3_3 - m]).tolist()
+    # e^u as a power of the float e: each u ≤ 0 here, so it cannot overflow, and it takes a fraction
+    # of the time of np.exp on a list
+    e_1 = np.e**(z3_1 - m)
+    e_2 = np.e**(z3_2 - m)
+    e_3 = np.e**(z3_3 - m)
     s = e_1 + e_2 + e_3
     yhat_1 = e_1 / s
     yhat_2 = e_2 / s
