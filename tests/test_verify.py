@@ -103,7 +103,7 @@ def test_a_network_of_mnist_size_is_checked():
 
 @pytest.mark.parametrize("convention", ["column", "row"])
 def test_kinks_are_cleared_through_the_weights_of_a_layer_without_biases(convention):
-    """1536 relu pre-activations in a batch of 3 and no bias to move (a random point keeps them all
+    """1536 kinked pre-activations in a batch of 3 and no bias to move (a random point keeps them all
     0.01 clear with chance 4e-6): a rank-one change of each layer's weights shifts its units instead."""
     spec = spec_from_dict({"input": 20, "convention": convention, "loss": {"kind": "half_sse"},
                            "layer": [{"units": 256, "activation": "relu", "bias": False},
