@@ -152,6 +152,19 @@ def flops(batch: int, widths: list[int]) -> float:
     return 2 * batch * (3 * sum(a * b for a, b in pairs) - pairs[0][0] * pairs[0][1])
 
 
+def blas_kernels() -> str:
+    """Which kernels NumPy's BLAS chose: OpenBLAS picks them by CPU, and on a CPU it does not know it
+    falls back to older ones (Haswell's AVX2 on this machine's AVX-512 Zen 5; OPENBLAS_CORETYPE=SkylakeX
+    before Python starts doubled the 1024³ rate here), which moves every ratio against torch and jax."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return "NumPy's BLAS kernels: unknown (pip install threadpoolctl to see them)"
+    found = [f"{i['internal_api']} {i['version']}, {i.get('architecture')} kernels, {i['num_threads']} threads"
+             for i in threadpool_info() if i["user_api"] == "blas" and "numpy" in i["filepath"]]
+    return "NumPy's BLAS: " + ("; ".join(found) or "unknown")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=25)
@@ -165,6 +178,7 @@ def main() -> None:
         torch.set_num_threads(max(1, torch.get_num_threads()))
     except ImportError:
         torch = None
+    print(blas_kernels())
     for dtype in map(np.dtype, args.dtype):
         burst = matmul_peak(dtype)
         print(f"\n{dtype.name}: NumPy matmul 1024³, best burst {burst:.1f} GFLOP/s; "
