@@ -318,8 +318,10 @@ def _with_masks_early(forward: list, backward: list, depth: int) -> tuple[list, 
 
 @cache
 def is_z_times_derivative(h: sp.Expr, dh: sp.Expr) -> bool:
-    """h(u) = u·dh(u) for every real u, by SymPy (over the pieces of a Max or Piecewise)."""
-    return sp.simplify((h - U * dh).rewrite(sp.Piecewise)) == 0
+    """h(u) = u·dh(u) for every real u, by SymPy: as it stands (|u| = u·sign(u)), or over the pieces of a
+    Max or Piecewise."""
+    difference = (h - U * dh).xreplace({U: sp.Dummy("u", real=True)})
+    return any(sp.simplify(form) == 0 for form in (difference, difference.rewrite(sp.Piecewise)))
 
 
 def _with_activations_from_derivatives(training: list, depth: int) -> list:

@@ -440,9 +440,10 @@ def test_code_reads_like_the_derivation():
 @pytest.mark.parametrize(("activation", "rewritten"), [
     ("relu", True), ("leaky_relu", True), ("Max(z, z/5)", True), ("Piecewise((z, z > 0), (3*z, True))", True),
     ("Min(0, z)", True), ("Piecewise((z, z > 1), (0, True))", True),  # z·1[z > 1]: a jump, but still z·σ′
+    ("Abs(z)", True), ("z + 2*Abs(z)", True),  # u·sign(u) = |u|
     # a kink away from 0, an exponential piece, smooth functions: σ(u) ≠ u·σ′(u)
-    ("Max(0, z - 1)", False), ("Piecewise((z, z > 0), (exp(z) - 1, True))", False), ("sigmoid", False),
-    ("softplus", False),
+    ("Max(0, z - 1)", False), ("Abs(z - 1)", False), ("Piecewise((z, z > 0), (exp(z) - 1, True))", False),
+    ("sigmoid", False), ("softplus", False),
 ])
 def test_an_activation_through_0_on_each_side_is_z_times_its_derivative(activation, rewritten):
     """In loss_and_grads, h = z ⊙ σ′(z), reusing the σ′ kept for the backward pass, exactly where SymPy

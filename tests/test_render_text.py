@@ -57,3 +57,13 @@ def test_entries_too_wide_for_a_grid_are_listed_without_the_zeros():
     assert listed == [(str(i), str(i)) for i in range(1, 5)]
     assert section.rstrip().endswith("the other 12 entries are 0")
     assert not re.search(r"\]\s+0$", section, re.MULTILINE)
+
+
+def test_absolute_values_and_minima_read_as_on_the_board():
+    """|z| and min(0, z), not SymPy's Abs(z) and Min(0, z), in the network line, the forward equations
+    and the derivative."""
+    text = render_text(derive(spec_from_flags(2, "2:Abs(z)*Min(z, 0),1:identity", loss="sse")))
+    assert "Abs" not in text and "Min(" not in text
+    assert "f(z) = |z|·min(0, z)" in text
+    assert "h⁽¹⁾₁ = |z⁽¹⁾₁|·min(0, z⁽¹⁾₁)" in text
+    assert re.search(r"f′\(z\) = .*\|z\|.*sign\(z\)", text)

@@ -111,6 +111,12 @@ class TextPrinter(_Entries, StrPrinter):
     def _print_Max(self, expr: sp.Max) -> str:
         return f"max({', '.join(self._print(a) for a in expr.args)})"
 
+    def _print_Min(self, expr: sp.Min) -> str:
+        return f"min({', '.join(self._print(a) for a in expr.args)})"
+
+    def _print_Abs(self, expr: sp.Abs) -> str:
+        return f"|{self._print(expr.args[0])}|"
+
     def _print_MatMul(self, expr: sp.MatMul) -> str:
         parts = []
         for a in expr.args:
