@@ -14,9 +14,9 @@ This is the mathematics that code generation needs, done here so that the NumPy 
   allocation per layer and the page faults of touching it;
 - an exponential piece of a Piecewise gets its variable clamped to the interval where the piece is
   taken: np.where evaluates every piece at every entry, and ELU's e^z − 1 would overflow where z is;
-- in loss_and_grads an activation with σ(u) = u·σ′(u) for every u (relu, leaky relu: a line through 0
-  on each side), once SymPy has checked that, is z⁽ˡ⁾ times the σ′ already computed for the backward
-  pass: one multiply instead of evaluating σ (np.maximum, or np.where of two pieces).
+- in loss_and_grads an activation with σ(u) = u·σ′(u) for every u (relu, leaky relu, |u|: a line
+  through 0 on each side), once SymPy has checked that, is z⁽ˡ⁾ times the σ′ already computed for the
+  backward pass: one multiply instead of evaluating σ (np.maximum, np.abs, or np.where of two pieces).
 """
 
 from __future__ import annotations
