@@ -157,7 +157,7 @@ class ArrayPrinter(NumPyPrinter):
             out = f"np.where({self._print(piece.cond)}, {self._print(piece.expr)}, {out})"
         if all(piece.expr.is_number for piece in expr.args):  # constants alone would make float64
             ref = self._print(sorted(expr.free_symbols, key=str)[0])
-            out = f"{out}.astype({ref}.dtype)"
+            out = f"{out}.astype({ref}.dtype, copy=False)"  # no copy when that is float64 already
         return out
 
     def _print_Relational(self, expr) -> str:
