@@ -85,15 +85,18 @@ def _real(expr: sp.Expr) -> sp.Expr:
 
 
 def normalize_derivative(expr: sp.Expr) -> sp.Expr:
-    """Heaviside(z) is ½ at 0 in SymPy; autograd (and every handout's relu′) uses 0. And every
-    variable is real: SymPy differentiates |z| as if z might be complex, through re(z) and im(z)."""
+    """Heaviside(z) is ½ at 0 in SymPy; autograd (and every handout's relu′) uses 0. Every variable
+    is real: SymPy differentiates |z| as if z might be complex, through re(z) and im(z). And a step
+    reads its sign only: Max(z, z/4)′ is 1[z > 0] + 1[z < 0]/4, where SymPy writes
+    Heaviside(3z/4) + Heaviside(−3z/4)/4 (a positive factor of the argument changes no sign)."""
     expr = expr.replace(
         lambda e: isinstance(e, sp.Derivative) and e.expr.has(sp.re, sp.im),
         lambda e: sp.diff(_real(e.expr), *e.variables),
     )
     return _real(expr).replace(
-        lambda e: isinstance(e, sp.Heaviside) and e.args[1:] in ((), (sp.S.Half,)),
-        lambda e: sp.Heaviside(e.args[0], 0),
+        lambda e: isinstance(e, sp.Heaviside),
+        lambda e: sp.Heaviside(e.args[0].as_content_primitive()[1],
+                               0 if e.args[1:] in ((), (sp.S.Half,)) else e.args[1]),
     )
 
 

@@ -89,6 +89,20 @@ def test_relu_derivative_is_zero_at_zero():
     assert get_activation("Max(0, z)").derivative.subs(Z, 0) == 0
 
 
+@pytest.mark.parametrize(("text", "steps"), [("Max(z, z/4)", {sp.Heaviside(Z, 0), sp.Heaviside(-Z, 0)}),
+                                              ("Max(0, 2*z - 2)", {sp.Heaviside(Z - 1, 0)}),
+                                              ("Min(0, 3*z)", {sp.Heaviside(-Z, 0)})])
+def test_a_step_reads_its_sign_only(text, steps):
+    """SymPy differentiates Max(z, z/4) into Heaviside(3z/4) + Heaviside(−3z/4)/4; a positive factor
+    of a step's argument changes nothing, so it is dropped (and the value at 0 stays 0)."""
+    act = get_activation(text)
+    assert act.derivative.atoms(sp.Heaviside) == steps
+    raw = sp.diff(act.formula, Z)
+    for z in (-2.5, -0.3, 0.4, 1.7):
+        assert float(act.derivative.subs(Z, z)) == float(raw.subs(Z, z))
+    assert act.derivative.subs(Z, 0) == 0
+
+
 def test_leaky_relu_slope_is_settable():
     act = get_activation("leaky_relu", sp.Rational(1, 5))
     assert act.derivative.subs(Z, -1) == sp.Rational(1, 5)

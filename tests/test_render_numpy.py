@@ -369,6 +369,18 @@ def test_abs_in_a_user_activation_gives_correct_code():
     assert report.ok, report.table()
 
 
+@pytest.mark.parametrize("widths", [f"{n}:Max(z, z/4),{n}:Max(0, 1 - z),1:identity" for n in (2, 6)])
+def test_steps_are_comparisons_in_code_and_correct(widths):
+    """1[z < 0] and 1[z < 1] as comparisons of the stored array (or float), not np.heaviside of a
+    scaled copy; on both the straight-line and the array path."""
+    spec = spec_from_flags(3, widths, loss="half_sse")
+    src = numpy_source(spec)
+    assert "heaviside" not in src
+    assert "(z1 < 0).astype(z1.dtype)" in src and "(z2 < 1).astype(z2.dtype)" in src
+    report = check_module(load_module(src, "steps"), spec, seed=3, points=2)
+    assert report.ok, report.table()
+
+
 def test_products_with_small_weights_use_np_dot_and_with_large_ones_the_operator():
     """np.dot saves a microsecond of dispatch a call; @ is the faster BLAS path on large operands."""
     src = numpy_source(spec_from_flags(784, "256:relu,10:softmax", loss="ce", target="index"))

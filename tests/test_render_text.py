@@ -67,3 +67,11 @@ def test_absolute_values_and_minima_read_as_on_the_board():
     assert "f(z) = |z|·min(0, z)" in text
     assert "h⁽¹⁾₁ = |z⁽¹⁾₁|·min(0, z⁽¹⁾₁)" in text
     assert re.search(r"f′\(z\) = .*\|z\|.*sign\(z\)", text)
+
+
+def test_a_step_reads_as_a_comparison_of_z():
+    """1[z < 0] and 1[z > 1], not SymPy's Heaviside(−3z/4) or 1[−1 + z > 0]."""
+    lines = derivative_lines(render_text(derive(spec_from_flags(2, "2:Max(z, z/4),2:Max(0, 2*z - 2),1:identity",
+                                                                loss="sse"))))
+    assert "f′(z) = 1[z < 0]/4 + 1[z > 0]    (layer 1)" in lines
+    assert "g′(z) = 2·1[z > 1]    (layer 2)" in lines

@@ -35,7 +35,7 @@ from derive.program import (
     wants_scalar,
 )
 from derive.render.environment import text_environment
-from derive.render.printers import TextPrinter, signed_terms
+from derive.render.printers import TextPrinter, signed_terms, step_condition
 from derive.render.view import CONVENTION_TEXT, display_for
 from derive.spec import NetworkSpec
 
@@ -131,9 +131,10 @@ class ArrayPrinter(NumPyPrinter):
 
     def _print_Heaviside(self, expr: sp.Heaviside) -> str:
         arg, h0 = expr.args
-        if h0 == 0:  # a comparison is some 20 times faster than np.heaviside; cast, to keep the dtype
-            a = self._print(arg)
-            return f"({a} > 0).astype({a}.dtype)" if isinstance(arg, sp.Symbol) else f"np.heaviside({a}, 0)"
+        condition = step_condition(arg)
+        if h0 == 0 and isinstance(condition.lhs, sp.Symbol):
+            # a comparison is some 20 times faster than np.heaviside; cast, to keep the dtype
+            return f"({self._print(condition)}).astype({self._print(condition.lhs)}.dtype)"
         return f"np.heaviside({self._print(arg)}, {self._print(h0)})"
 
     def _print_Max(self, expr: sp.Max) -> str:
@@ -192,7 +193,7 @@ class ScalarPrinter(ArrayPrinter):
         arg, h0 = expr.args
         at_zero = f"{float(h0)!r}" if h0.is_number else self._print(h0)
         inner = "0.0" if at_zero == "0.0" else f"({at_zero} if {self._print(arg)} == 0 else 0.0)"
-        return f"(1.0 if {self._print(arg)} > 0 else {inner})"
+        return f"(1.0 if {self._print(step_condition(arg))} else {inner})"
 
     def _print_Max(self, expr: sp.Max) -> str:
         return f"max({', '.join(self._print(a) for a in expr.args)})"

@@ -24,6 +24,14 @@ def _index_text(index: sp.Basic) -> str:
     return "k" if isinstance(index, sp.Dummy) else str(index)
 
 
+def step_condition(arg: sp.Expr) -> sp.Relational:
+    """Where the step 1[arg > 0] is 1, as a board writes it: 1[z − 1 > 0] is 1[z > 1], 1[−z > 0] is
+    1[z < 0]."""
+    constant, rest = arg.as_coeff_Add()
+    positive = sp.StrictGreaterThan(rest, -constant, evaluate=False)
+    return positive.reversedsign if rest.could_extract_minus_sign() else positive
+
+
 def signed_terms(expr: sp.MatAdd) -> list[tuple[bool, sp.MatrixExpr]]:
     """The terms of a block sum as (negative, term without its −1): a − b is written with a minus."""
     out = []
@@ -62,11 +70,9 @@ class TextPrinter(_Entries, StrPrinter):
         return self.display.block(expr.name)
 
     def _print_Heaviside(self, expr: sp.Heaviside) -> str:
-        arg = self._print(expr.args[0])
-        style = self.display.notation.relu_prime
-        if style == "sign":
-            return f"max(0, sign({arg}))"
-        return f"1[{arg} > 0]"
+        if self.display.notation.relu_prime == "sign":
+            return f"max(0, sign({self._print(expr.args[0])}))"
+        return f"1[{self._print(step_condition(expr.args[0]))}]"
 
     def _print_Piecewise(self, expr: sp.Piecewise) -> str:
         """As a board writes cases on one line: {1 if z > 0; 1/100 otherwise}."""
@@ -166,11 +172,10 @@ class NotationLatexPrinter(_Entries, LatexPrinter):
         return self.display.block(expr.name, latex=True)
 
     def _print_Heaviside(self, expr: sp.Heaviside, exp=None) -> str:
-        arg = self._print(expr.args[0])
         if self.display.notation.relu_prime == "sign":
-            text = rf"\max(0, \operatorname{{sign}}({arg}))"
+            text = rf"\max(0, \operatorname{{sign}}({self._print(expr.args[0])}))"
         else:
-            text = rf"\mathbf{{1}}[{arg} > 0]"
+            text = rf"\mathbf{{1}}[{self._print(step_condition(expr.args[0]))}]"
         return rf"\left({text}\right)^{{{exp}}}" if exp else text
 
     def _print_Transpose(self, expr: sp.Transpose) -> str:
