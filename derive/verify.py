@@ -279,7 +279,8 @@ def torch_available() -> bool:
 
 @dataclass
 class Comparison:
-    reference: str
+    reference: str  # finite differences | torch autograd | torch loss
+    point: str      # where: one example, a batch of 3
     param: str
     max_abs: float
     max_rel: float
@@ -296,19 +297,21 @@ class Report:
         return all(r.ok for r in self.rows)
 
     def table(self) -> str:
-        lines = [f"{'reference':<20} {'parameter':<10} {'max abs error':>14} {'max rel error':>14}  result"]
+        lines = [f"random points in float64; an entry agrees when |error| ≤ {ATOL:g} + {RTOL:g}·|reference| "
+                 f"(central differences, step {STEP:g})",
+                 f"{'reference':<19} {'at':<12} {'parameter':<10} {'max abs error':>14} {'max rel error':>14}  result"]
         for r in self.rows:
-            lines.append(f"{r.reference:<20} {r.param:<10} {r.max_abs:>14.3e} {r.max_rel:>14.3e}  "
+            lines.append(f"{r.reference:<19} {r.point:<12} {r.param:<10} {r.max_abs:>14.3e} {r.max_rel:>14.3e}  "
                          f"{'ok' if r.ok else 'MISMATCH'}")
         lines += self.notes
         lines.append("all gradients agree" if self.ok else "GRADIENTS DISAGREE")
         return "\n".join(lines) + "\n"
 
 
-def compare(reference: str, mine: dict, theirs: dict, report: Report,
+def compare(reference: str, point: str, mine: dict, theirs: dict, report: Report,
             entries: dict[str, np.ndarray] | None = None) -> None:
-    """Largest errors of `mine` against `theirs`, over every entry or, where `entries` names a
-    parameter, over those flat indices."""
+    """Largest errors of `mine` against `theirs` at `point`, over every entry or, where `entries`
+    names a parameter, over those flat indices."""
     for name in theirs:
         a, b = np.asarray(mine[name], dtype=np.float64), np.asarray(theirs[name], dtype=np.float64)
         if entries and name in entries and a.shape == b.shape:
@@ -316,25 +319,28 @@ def compare(reference: str, mine: dict, theirs: dict, report: Report,
         diff = np.abs(a - b)
         ok = a.shape == b.shape and bool(np.all(diff <= ATOL + RTOL * np.abs(b)))
         rel = float(np.max(diff / np.maximum(np.abs(b), 1e-300))) if diff.size else 0.0
-        report.rows.append(Comparison(reference, name, float(diff.max(initial=0.0)), rel, ok))
+        report.rows.append(Comparison(reference, point, name, float(diff.max(initial=0.0)), rel, ok))
 
 
 def check_module(module, spec: NetworkSpec, seed: int = 0, points: int = 2) -> Report:
     rng = np.random.default_rng(seed)
     report = Report()
     use_torch = torch_available()
-    for point in range(points):
-        batch = None if point == 0 else 3  # one single example, then a batch
+    for k in range(points):
+        batch = None if k == 0 else 3  # one single example, then batches
+        point = "one example" if batch is None else f"batch of {batch}"
         params, x, y = sample_point(module, spec, rng, batch=batch)
         value, grads = module.loss_and_grads(params, x, y)
         entries = fd_entries(params, rng)
-        compare(f"finite differences {point + 1}", grads, finite_differences(module, params, x, y, entries=entries),
+        compare("finite differences", point, grads, finite_differences(module, params, x, y, entries=entries),
                 report, entries)
         if use_torch:
             t_value, t_grads = torch_loss_and_grads(spec, params, x, y)
-            compare(f"torch autograd {point + 1}", grads, t_grads, report)
+            compare("torch autograd", point, grads, t_grads, report)
             if not np.isclose(value, t_value, rtol=RTOL, atol=ATOL):
-                report.rows.append(Comparison(f"torch loss {point + 1}", "L", abs(value - t_value), 0.0, False))
+                error = abs(value - t_value)
+                relative = error / max(abs(t_value), 1e-300)
+                report.rows.append(Comparison("torch loss", point, "L", error, relative, False))
     if entries:
         sizes = ", ".join(f"{name} ({params[name].size})" for name in entries)
         report.notes.append(f"finite differences at {FD_ENTRIES} entries chosen at random of each of {sizes}"

@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from derive.cli import main
+from derive.verify import torch_available
 
 
 def run(argv, capsys):
@@ -124,9 +125,16 @@ def test_bad_spec_writes_no_file(tmp_path, capsys):
 
 
 def test_check_reports_a_table(capsys):
+    """A row per reference, point and parameter, each saying where it was taken; the bar is stated."""
     code, out, _ = run(["check", "two-layer-relu"], capsys)
-    assert code == 0
-    assert "finite differences" in out and "all gradients agree" in out
+    assert code == 0 and out.splitlines()[-1] == "all gradients agree"
+    assert "|error| ≤ 1e-07 + 1e-05·|reference|" in out.splitlines()[0]
+    rows = [line.split() for line in out.splitlines() if line.startswith(("finite differences", "torch autograd"))]
+    seen = {(" ".join(row[:-4]), row[-4]) for row in rows if row[-1] == "ok"}
+    references = ["finite differences", *(["torch autograd"] if torch_available() else [])]
+    expected = {(f"{r} {at}", p) for r in references for at in ("one example", "batch of 3")
+                for p in ("W1", "b1", "W2", "b2")}
+    assert len(rows) == len(seen) == len(expected) and seen == expected
 
 
 def test_check_of_a_formula_with_no_real_values_is_bad_input(capsys):
@@ -154,7 +162,7 @@ def test_check_exits_1_and_names_the_gradient_when_the_module_is_wrong(capsys, m
     code, out, _ = run(["check", "two-layer-relu"], capsys)
     assert code == 1 and "GRADIENTS DISAGREE" in out
     rows = [line.split() for line in out.splitlines() if line.startswith(("finite differences", "torch autograd"))]
-    assert rows and all((row[-1] == "MISMATCH") == (row[3] == "b1") for row in rows)
+    assert rows and all((row[-1] == "MISMATCH") == (row[-4] == "b1") for row in rows)
 
 
 CRASHING = '''

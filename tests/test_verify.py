@@ -1,5 +1,7 @@
 """The numeric checker: the points it samples are ones where its comparisons can be trusted."""
 
+import os
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -170,7 +172,7 @@ def test_the_checker_names_the_one_gradient_that_is_wrong():
     module = _nudged(load_module(render_numpy(derive(spec)), "nudged_b1"), "b1", 1 + 1e-4)
     report = check_module(module, spec)
     assert not report.ok and "GRADIENTS DISAGREE" in report.table()
-    wrong = {(r.reference.rsplit(" ", 1)[0], r.param) for r in report.rows if not r.ok}
+    wrong = {(r.reference, r.param) for r in report.rows if not r.ok}
     expected = {("finite differences", "b1")} | ({("torch autograd", "b1")} if torch_available() else set())
     assert wrong == expected
 
@@ -181,4 +183,13 @@ def test_the_checker_compares_the_loss_with_torch():
     spec = spec_from_dict(SPEC)
     module = _nudged(load_module(render_numpy(derive(spec)), "nudged_loss"), "L", 1 + 1e-3)
     report = check_module(module, spec)
-    assert [r.reference for r in report.rows if not r.ok] == ["torch loss 1", "torch loss 2"]
+    assert [(r.reference, r.point) for r in report.rows if not r.ok] == [("torch loss", "one example"),
+                                                                         ("torch loss", "batch of 3")]
+
+
+def test_ci_compares_with_torch():
+    """Every comparison with PyTorch runs where torch is importable; in CI it must be (.ci/run installs
+    the CPU wheel), or those comparisons would drop out unnoticed."""
+    if not os.environ.get("CI"):
+        pytest.skip("outside CI, torch is an optional extra")
+    assert torch_available(), "torch is missing in CI: .ci/run must install torch==2.13.0"
