@@ -138,7 +138,7 @@ def test_one_label_may_be_given_as_any_integer_or_one_element_array(path):
     params, c = module.init_params(1), module.OUTPUT_WIDTH - 1
     x = np.linspace(-1, 1, module.INPUT_WIDTH)
     runs = [module.loss_and_grads(params, xs, y) for xs in (x, x[None, :])
-            for y in (c, np.int64(c), np.uint8(c), np.array([c]), np.array(c))]
+            for y in (c, np.int64(c), np.uint8(c), np.array([c]), np.array(c), np.array([[c]], dtype=np.uint16))]
     for value, grads in runs[1:]:
         assert value == runs[0][0] and all(np.array_equal(grads[k], runs[0][1][k]) for k in grads)
 

@@ -189,7 +189,13 @@ def _single(params, x, y):
     if x.dtype.kind not in "fc":
         x = x.astype(np.float64)
     x_1, x_2, x_3 = x.tolist()
-    c = int(_labels(y, 1)[0])
+    # The two common ways of giving one label are read directly: _labels costs 0.5 µs, a tenth of a call.
+    if type(y) is int:
+        c = y
+    elif type(y) is np.ndarray and y.size == 1 and y.dtype.kind in "iu":
+        c = y.item()
+    else:
+        c = int(_labels(y, 1)[0])
     if not 0 <= c < OUTPUT_WIDTH:
         raise ValueError(f"class labels must lie in [0, {OUTPUT_WIDTH})")
     y_1 = 1.0 if c == 0 else 0.0
