@@ -154,8 +154,8 @@ def flops(batch: int, widths: list[int]) -> float:
 
 def blas_kernels() -> str:
     """Which kernels NumPy's BLAS chose: OpenBLAS picks them by CPU, and on a CPU it does not know it
-    falls back to older ones (Haswell's AVX2 on this machine's AVX-512 Zen 5; OPENBLAS_CORETYPE=SkylakeX
-    before Python starts doubled the 1024³ rate here), which moves every ratio against torch and jax."""
+    falls back to older ones (Haswell's AVX2 on an AVX-512 Zen 5, where OPENBLAS_CORETYPE=SkylakeX before
+    Python starts doubled the 1024³ rate; a Zen 4 got SkylakeX's), which moves every ratio against torch and jax."""
     try:
         from threadpoolctl import threadpool_info
     except ImportError:
