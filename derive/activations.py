@@ -29,6 +29,7 @@ from derive.errors import DeriveError
 
 Z = sp.Symbol("z")
 H = sp.Symbol("h")
+FLOAT_MAX = sp.Float("1.7976931348623157e308")
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,8 @@ def _real(expr: sp.Expr) -> sp.Expr:
 
 
 def normalize_derivative(expr: sp.Expr) -> sp.Expr:
-    """Heaviside(z) is ½ at 0 in SymPy; autograd (and every handout's relu′) uses 0. Every variable
+    """Heaviside(z) is ½ at 0 in SymPy; autograd (and every handout's relu′) uses 0; a step's own
+    derivative, SymPy's DiracDelta, is 0 (see below). Every variable
     is real: SymPy differentiates |z| as if z might be complex, through re(z) and im(z). And a step
     reads its sign only: Max(z, z/4)′ is 1[z > 0] + 1[z < 0]/4, where SymPy writes
     Heaviside(3z/4) + Heaviside(−3z/4)/4 (a positive factor of the argument changes no sign)."""
@@ -93,6 +95,9 @@ def normalize_derivative(expr: sp.Expr) -> sp.Expr:
         lambda e: isinstance(e, sp.Derivative) and e.expr.has(sp.re, sp.im),
         lambda e: sp.diff(_real(e.expr), *e.variables),
     )
+    # A step's derivative is 0 away from the step; at it there is none, and derive takes 0, as it takes
+    # relu′(0) = 0 (PyTorch does the same): SymPy's DiracDelta is never shown or computed.
+    expr = expr.replace(lambda e: isinstance(e, sp.DiracDelta), lambda e: sp.S.Zero)
     return _real(expr).replace(
         lambda e: isinstance(e, sp.Heaviside),
         lambda e: sp.Heaviside(e.args[0].as_content_primitive()[1],
@@ -260,7 +265,30 @@ def parse_user_activation(text: str) -> Activation:
         raise DeriveError(f"activation expression {text!r}: a Piecewise needs a last branch (…, True), "
                           "so that it is defined for every z")
     expr = sp.nsimplify(expr, rational=True) if expr.has(sp.Float) else expr
+    huge = next((n for n in expr.atoms(sp.Number) if n.is_finite and abs(n) > FLOAT_MAX), None)
+    if huge is not None:
+        raise DeriveError(f"activation expression {text!r}: the number {sp.Float(huge, 3)} is beyond the range of "
+                          "a float (about 1.8e308), so the formula cannot be computed")
+    foreign = _unprintable(expr) or _unprintable(derivative_of(expr))
+    if foreign:
+        raise DeriveError(f"activation expression {text!r}: its derivative needs {foreign}, which derive cannot "
+                          "show or compute")
     return Activation("custom", f"user-defined, {expr}", expr, source=text)
+
+
+# The functions the text, LaTeX and NumPy printers all write; a formula or derivative with any other
+# (SymPy's LambertW, polylog, a Subs, an unevaluated Derivative) is refused when it is parsed.
+PRINTABLE = (sp.exp, sp.log, sp.tanh, sp.sinh, sp.cosh, sp.sin, sp.cos, sp.atan, sp.Abs, sp.Max, sp.Min,
+             sp.Heaviside, sp.Piecewise, sp.sign)
+
+
+def _unprintable(expr: sp.Expr) -> str:
+    for e in sp.preorder_traversal(expr):
+        if isinstance(e, sp.Derivative | sp.Subs | sp.Integral):
+            return type(e).__name__
+        if isinstance(e, sp.Function) and not isinstance(e, PRINTABLE):
+            return type(e).__name__
+    return ""
 
 
 def get_activation(name: str, slope: sp.Rational | None = None) -> Activation:

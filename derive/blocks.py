@@ -44,7 +44,8 @@ class Blocks:
 
 
 def network_blocks(net: SymbolicNetwork) -> Blocks:
-    """x, y, yhat, and per layer W, b, z, h and δ (δ as fresh symbols delta{l}_i, for local checks)."""
+    """x, y, yhat, and per layer W, b, z, h, δ and, below the output, ∂L/∂h; δ and ∂L/∂h are fresh
+    symbols (delta{l}_i, dL_dh{l}_i): each step is checked with what it receives left free."""
     blocks = Blocks(net.spec.convention, {}, {})
     blocks.add("x", blocks.vector(net.x))
     blocks.add("y", blocks.vector(net.y))
@@ -57,4 +58,7 @@ def network_blocks(net: SymbolicNetwork) -> Blocks:
         blocks.add(naming.activation_block(l, l == net.depth), blocks.vector(layer.h))
         deltas = [sp.Symbol(naming.component(naming.delta(l), i)) for i in range(1, layer.n_out + 1)]
         blocks.add(naming.delta(l), blocks.vector(deltas))
+        if l < net.depth:
+            upstream = [sp.Symbol(naming.component(naming.upstream(l), i)) for i in range(1, layer.n_out + 1)]
+            blocks.add(naming.upstream(l), blocks.vector(upstream))
     return blocks

@@ -41,7 +41,14 @@ def build_all(sources: list[str], out: Path, pdf: bool = False) -> list[Path]:
         find_pdflatex()
     if out.exists() and not out.is_dir():
         raise DeriveError("is not a directory", str(out))
-    built = [(load_spec(s).name, build_files(s)) for s in sources]  # every spec checked before writing
+    names: dict[str, str] = {}
+    for source in sources:  # every spec checked before anything is written
+        name = load_spec(source).name
+        if name in names:
+            raise DeriveError(f"{source!r} and {names[name]!r} both have the name {name!r}, so both would be written "
+                              f"to {out / name}; give one another `name`", "derive build")
+        names[name] = source
+    built = [(load_spec(s).name, build_files(s)) for s in sources]
     written: list[Path] = []
     for name, files in built:
         folder = out / name

@@ -1,13 +1,15 @@
-"""Chains of local Jacobians, multiplied out, then rewritten step by step by named rules.
+"""The backward pass, layer by layer from the output: each quantity from the one it receives.
 
-Each rule is a small function from block expressions to a block expression. The engine applies
-them in order and records, for each step, whether the new form, evaluated over components, equals
-the explicit product (`identities.equal`). A step that does not check is kept with verified = False
-and the renderers say so; it is never shown as done.
+For every layer, going backward, the engine derives in order
+- the gradient arriving at the layer's output: ∂L/∂ŷ from the loss, or ∂L/∂h⁽ˡ⁾ from δ⁽ˡ⁺¹⁾;
+- δ⁽ˡ⁾ = ∂L/∂z⁽ˡ⁾ from that gradient and the activation's Jacobian;
+- ∂L/∂W⁽ˡ⁾ and ∂L/∂b⁽ˡ⁾ from δ⁽ˡ⁾ and the flattened-weight and bias Jacobians.
 
-δ⁽ˡ⁾ is computed once per layer and reused by every parameter of that layer and by the layer below.
-The checks of a δ step treat δ⁽ˡ⁺¹⁾ as free symbols, so each holds whatever δ⁽ˡ⁺¹⁾ is; chained
-together they prove the compact form for the whole product, and no check grows with depth.
+Each derivation is a list of steps: the chain rule, the product multiplied out in terms of the quantity
+received (kept as free symbols, never expanded into the whole loss), then rewrites by named rules into
+the compact forms people use. Every step carries a `Check`: the rewrites are evaluated over the
+components and compared with the product by `identities.equal`; chained together, the local checks
+prove each compact form for the whole network, and no check grows with depth.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from sympy.matrices.expressions import DiagMatrix, HadamardProduct
 
 from derive import naming
 from derive.blocks import Blocks
+from derive.checks import DIFFERENTIATED, MULTIPLIED, Check
+from derive.forms import readable_matrix
 from derive.identities import entry_is_zero, equal, evaluate
 from derive.jacobians import Jacobians, LocalJacobian
 from derive.network import SymbolicNetwork
@@ -31,77 +35,83 @@ class Rule:
 
 
 RULES: dict[str, Rule] = {r.name: r for r in (
-    Rule("chain rule", "the derivative of a composition is the product of the local Jacobians, in order"),
-    Rule("delta reuse", "the leading factors are the layer's delta, already computed once"),
-    Rule("identity", "multiplying by an identity matrix changes nothing"),
-    Rule("dense transpose", "a row vector times W, written as a column, is W transposed times the column"),
-    Rule("diagonal to Hadamard",
-         "a vector times a diagonal matrix scales each entry: an elementwise (Hadamard) product"),
-    Rule("softmax Jacobian",
-         "the softmax Jacobian diag(p) − p pᵀ applied to g gives p ⊙ g − p (pᵀ g)"),
-    Rule("flattened weight to outer product",
-         "the flattened-weight Jacobian repeats the layer input once per output; regrouped into the "
-         "weight's shape, the row becomes an outer product"),
-    Rule("loss gradient", "the loss gradient is a multiple of the error, prediction minus target"),
-    Rule("softmax + cross-entropy",
-         "the 1/p of the log-loss cancels the softmax Jacobian; the targets sum to one"),
-    Rule("sigmoid + binary cross-entropy",
-         "the denominator p(1 − p) of the loss derivative cancels the sigmoid's derivative"),
-    Rule("cancellation", "the loss derivative and the activation derivative cancel into the error"),
-    Rule("numerator layout", "numerator layout arranges the same entries as the Jacobian does: transposed"),
+    Rule("differentiation", "SymPy differentiates the loss by each output"),
+    Rule("simplified", "each entry over one denominator, factored, its signs turned round"),
+    Rule("chain rule", "the loss depends on this quantity only through the next one: the gradient received "
+                       "times the local Jacobian"),
+    Rule("delta reuse", "the factors before the last are this layer's δ, computed once above"),
+    Rule("multiplied out", "the product, entry by entry, in the components of the gradient received"),
+    Rule("identity", "an identity matrix changes nothing"),
+    Rule("dense transpose", "a row times W, written as a column, is Wᵀ times the column"),
+    Rule("diagonal to Hadamard", "a row times a diagonal matrix scales each entry: a Hadamard product"),
+    Rule("softmax Jacobian", "(diag(p) − p pᵀ) g = p ⊙ g − p (pᵀ g)"),
+    Rule("upstream substituted", "the gradient received, replaced by its compact form from the layer above"),
+    Rule("regrouped", "the row is indexed by vec(W): each entry goes to its weight's place"),
+    Rule("multiplied out, regrouped", "δᵀ times the flattened-weight Jacobian, each entry in its weight's place"),
+    Rule("flattened weight to outer product", "entry (i, j) is δᵢ aⱼ: an outer product"),
+    Rule("loss gradient", "a multiple of the error, prediction minus target"),
+    Rule("softmax + cross-entropy", "the log-loss's 1/p cancels the softmax Jacobian; the targets sum to 1"),
+    Rule("sigmoid + binary cross-entropy", "the loss derivative's denominator p(1 − p) cancels σ′"),
+    Rule("cancellation", "the loss derivative and the activation's cancel into the error"),
+    Rule("numerator layout", "numerator layout arranges the entries as the Jacobian does: transposed"),
 )}
 
 
 @dataclass(frozen=True)
 class Step:
+    """One displayed formula, lhs = rhs: rhs is a block expression, or an explicit matrix."""
+
     rule: str
-    lhs: sp.MatrixExpr
-    rhs: sp.MatrixExpr
-    verified: bool
+    lhs: sp.Basic
+    rhs: sp.Basic
+    check: Check
+
+    @property
+    def verified(self) -> bool:
+        return self.check.passed
 
     @property
     def reason(self) -> str:
         return RULES[self.rule].reason
 
+    @property
+    def explicit(self) -> bool:
+        return isinstance(self.rhs, sp.MatrixBase)
+
 
 @dataclass(frozen=True)
 class Chain:
-    """One quantity's derivation: its chain of factors, the product multiplied out, and the rewrites."""
+    """One quantity's derivation: the factors it is the product of, and its steps."""
 
-    target: str                   # delta2, W1, b1
-    factors: tuple[str, ...]      # local Jacobian names, in multiplication order
-    explicit: sp.ImmutableMatrix  # components only, shaped like the final lhs
+    target: str                    # gL, dL_dh1, delta1, W1, b1
+    layer: int
+    kind: str                      # loss | upstream | delta | weight | bias
+    factors: tuple[str, ...]       # the local chain: what it receives, then the local Jacobian
+    full_chain: tuple[str, ...]    # every Jacobian from the loss down to this quantity
     steps: tuple[Step, ...]
 
     @property
-    def lhs(self) -> sp.MatrixExpr:
-        return self.steps[-1].lhs
+    def final(self) -> Step | None:
+        """The last step in block form: the compact result (None for a loss gradient with none)."""
+        return next((s for s in reversed(self.steps) if not s.explicit), None)
 
     @property
-    def compact(self) -> sp.MatrixExpr:
-        return self.steps[-1].rhs
+    def lhs(self) -> sp.MatrixExpr:
+        return (self.final or self.steps[-1]).lhs
+
+    @property
+    def compact(self) -> sp.MatrixExpr | None:
+        return self.final.rhs if self.final is not None else None
 
     @property
     def verified(self) -> bool:
         return all(s.verified for s in self.steps)
 
     @property
-    def general_entry(self) -> sp.Expr:
-        return general_entry(self.compact)
-
-
-INDEX_I, INDEX_J = sp.symbols("i j", integer=True, positive=True)
-
-
-def general_entry(form: sp.MatrixExpr) -> sp.Expr:
-    """Entry (i, j) of a compact form for any size: blocks get symbolic sizes so sums stay sums."""
-    def size(n: int, name: str):
-        return 1 if n == 1 else sp.Symbol(name, integer=True, positive=True)
-
-    sized = form.xreplace({b: sp.MatrixSymbol(b.name, size(b.shape[0], f"n_{b.name}"), size(b.shape[1], f"m_{b.name}"))
-                           for b in form.atoms(sp.MatrixSymbol)})
-    rows, cols = form.shape
-    return sized[INDEX_I if rows > 1 else 0, INDEX_J if cols > 1 else 0]
+    def local(self) -> sp.ImmutableMatrix | None:
+        """The product multiplied out, as displayed (the last explicit step)."""
+        explicit = [s.rhs for s in self.steps if s.explicit]
+        return explicit[-1] if explicit else None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -152,10 +162,6 @@ def error_coefficient(entries: sp.MatrixBase, yhat, y, constraint) -> sp.Expr | 
     return c
 
 
-# ----------------------------------------------------------------------------------------------
-# The engine
-
-
 def reshape(row: sp.MatrixBase, shape: tuple[int, int], vec: str) -> sp.ImmutableMatrix:
     """A 1 × (mn) row indexed by vec(W) back into W's m × n shape."""
     rows, cols = shape
@@ -177,58 +183,112 @@ def _activation_step(g: sp.MatrixExpr, jac: LocalJacobian, blocks: Blocks) -> tu
     return "chain rule", sp.MatMul(jac.block.T, g) if blocks.convention == "column" else sp.MatMul(g, jac.block)
 
 
+# ----------------------------------------------------------------------------------------------
+# The engine
+
+
+@dataclass(frozen=True)
+class LayerBackward:
+    """One layer's part of the backward pass, in the order a handout takes it."""
+
+    layer: int
+    upstream: Chain            # ∂L/∂ŷ for the output layer (the loss gradient), else ∂L/∂h⁽ˡ⁾
+    delta: Chain
+    weight: Chain
+    bias: Chain | None
+
+    @property
+    def chains(self) -> tuple[Chain, ...]:
+        return tuple(c for c in (self.upstream, self.delta, self.weight, self.bias) if c is not None)
+
+
 class Engine:
-    """Builds every chain of one network; δ rows are multiplied out once and reused."""
+    """Builds every layer's chains, output layer first."""
 
     def __init__(self, net: SymbolicNetwork, blocks: Blocks, jac: Jacobians) -> None:
         self.net, self.blocks, self.jac = net, blocks, jac
         self.column = blocks.convention == "column"
-        self.delta_rows: dict[int, sp.ImmutableMatrix] = {}  # ∂L/∂z{l}, explicit, as 1 × n rows
-        self.delta_prefix: dict[int, tuple[str, ...]] = {}
+        self.readers = net.readers()
+        self.prefix: dict[int, tuple[str, ...]] = {}  # the Jacobians from the loss down to z{l}
+
+    def row(self, name: str) -> sp.MatrixExpr:
+        return self.blocks.as_row(self.blocks[name])
 
     def orient(self, row: sp.MatrixBase) -> sp.ImmutableMatrix:
         """A Jacobian row as the convention writes the vector."""
         return sp.ImmutableMatrix(row.T if self.column else row)
 
-    def vector_lhs(self, name: str) -> sp.MatrixExpr:
-        return self.blocks[name]
-
-    def row_lhs(self, name: str) -> sp.MatrixExpr:
-        return self.blocks.as_row(self.blocks[name])
-
-    def _step(self, rule: str, lhs, rhs, reference: sp.MatrixBase, constraint=None, **env) -> Step:
+    def expand_check(self, rhs: sp.MatrixExpr, reference: sp.MatrixBase, detail: str = "", constraint=None,
+                     **env: sp.ImmutableMatrix) -> Check:
         value = evaluate(rhs, self.blocks.env(**env))
-        return Step(rule, lhs, rhs, equal(value, reference, constraint))
+        return Check("expand", equal(value, reference, constraint), detail)
 
-    # -- δ -----------------------------------------------------------------------------------
+    def chain_rule_check(self, block: str, through: str, rhs: sp.MatrixExpr, product: sp.MatrixBase) -> Check:
+        """Every component of the block is read by `through` alone, and the block form equals the
+        product of the Jacobians."""
+        only = all(self.readers.get(s, frozenset()) <= {through} for s in self.blocks.values[block])
+        value = evaluate(rhs, self.blocks.env())
+        return Check("chain rule", only and equal(value, product), f"{block} is read only by {through}")
 
-    def output_delta(self) -> Chain:
+    # -- the output layer ----------------------------------------------------------------------
+
+    def loss_gradient(self) -> tuple[Chain, sp.ImmutableMatrix]:
+        """∂L/∂ŷ: differentiated, then each entry in a readable form, then c(ŷ − y) where it is one."""
+        net, blocks, L = self.net, self.blocks, self.net.depth
+        raw = self.jac.loss.matrix  # 1 × K, as differentiated
+        gL = blocks[naming.LOSS_GRADIENT]
+        row_lhs = blocks.as_row(gL)
+        steps = [Step("differentiation", row_lhs, raw, DIFFERENTIATED)]
+        tidy = readable_matrix(raw, frozenset(net.yhat), tuple(zip(net.yhat, net.y)))
+        if tidy != raw:
+            steps.append(Step("simplified", row_lhs, tidy, Check("expand", equal(tidy, raw))))
+        c = error_coefficient(list(raw), net.yhat, net.y, {})
+        if c is not None:
+            form = error_multiple(c, blocks["yhat"], blocks["y"])
+            steps.append(Step("loss gradient", gL, form, self.expand_check(form, self.orient(raw))))
+        chain = Chain(naming.LOSS_GRADIENT, L, "loss", (), (self.jac.loss.name,), tuple(steps))
+        return chain, tidy
+
+    def output_delta(self, loss_row: sp.ImmutableMatrix) -> Chain:
         net, blocks, L = self.net, self.blocks, self.net.depth
         d = naming.delta(L)
         loss_jac, act_jac = self.jac.loss, self.jac.activation[L]
-        row = loss_jac.matrix * act_jac.matrix
-        self.delta_rows[L] = sp.ImmutableMatrix(row)
-        factors = (loss_jac.name, act_jac.name)
-        self.delta_prefix[L] = factors
-        constraint = net.target_constraint()
         gL = blocks[naming.LOSS_GRADIENT]
-        steps = [self._step("chain rule", self.row_lhs(d), sp.MatMul(loss_jac.block, act_jac.block), row)]
-        vector_ref = self.orient(row)
-        rule, form = _activation_step(gL, act_jac, blocks)
-        if rule != "chain rule":
-            steps.append(self._step(rule, self.vector_lhs(d), form, vector_ref))
+        gL_row = blocks.as_row(gL)
+        self.prefix[L] = (loss_jac.name, act_jac.name)
+        raw_product = sp.ImmutableMatrix(loss_jac.matrix * act_jac.matrix)
+        first = gL_row if act_jac.structure == "identity" else sp.MatMul(gL_row, act_jac.block)
+        steps = [Step("chain rule", self.row(d), first,
+                      self.chain_rule_check(f"z{L}", "yhat", first, raw_product))]
+        vector_ref = self.orient(raw_product)
+        constraint = net.target_constraint()
+        if act_jac.structure != "identity":
+            product = sp.ImmutableMatrix(loss_row * act_jac.matrix)
+            steps.append(Step("multiplied out", self.row(d), product, MULTIPLIED))
+            tidy = readable_matrix(product, frozenset(net.yhat))
+            if tidy != product:
+                steps.append(Step("simplified", self.row(d), tidy, Check("expand", equal(tidy, product))))
+            rule, form = _activation_step(gL, act_jac, blocks)
+            if rule != "chain rule":
+                steps.append(Step(rule, blocks[d], form, self.expand_check(form, vector_ref)))
+        c = error_coefficient(list(raw_product), net.yhat, net.y, constraint)
         yhat, y = blocks["yhat"], blocks["y"]
-        c = error_coefficient(list(row), net.yhat, net.y, constraint)
         if c is not None and act_jac.structure != "identity":
             fused = error_multiple(c, yhat, y)
-            steps.append(self._step(self._fusion_rule(act_jac), self.vector_lhs(d), fused, vector_ref,
-                                    constraint))
+            detail = "with the targets summing to 1" if constraint else ""
+            steps.append(Step(self._fusion_rule(act_jac), blocks[d], fused,
+                              self.expand_check(fused, vector_ref, detail, constraint)))
         else:
             c_loss = error_coefficient(list(loss_jac.matrix), net.yhat, net.y, constraint)
-            if c_loss is not None:
-                closed = steps[-1].rhs.xreplace({gL: error_multiple(c_loss, yhat, y)})
-                steps.append(self._step("loss gradient", self.vector_lhs(d), closed, vector_ref, constraint))
-        return Chain(d, factors, self.orient(row), tuple(steps))
+            last = steps[-1].rhs if not steps[-1].explicit else gL
+            if act_jac.structure == "identity" and c_loss is None:
+                steps.append(Step("identity", blocks[d], gL, self.expand_check(gL, vector_ref)))
+            elif c_loss is not None:
+                closed = (gL if act_jac.structure == "identity" else last).xreplace(
+                    {gL: error_multiple(c_loss, yhat, y)})
+                steps.append(Step("loss gradient", blocks[d], closed,
+                                  self.expand_check(closed, vector_ref, "", constraint)))
+        return Chain(d, L, "delta", (naming.LOSS_GRADIENT, act_jac.name), self.prefix[L], tuple(steps))
 
     def _fusion_rule(self, act_jac: LocalJacobian) -> str:
         activation = self.net.layers[-1].activation.name
@@ -238,100 +298,128 @@ class Engine:
             return "sigmoid + binary cross-entropy"
         return "cancellation"
 
-    def hidden_delta(self, l: int) -> Chain:
+    # -- a hidden layer ------------------------------------------------------------------------
+
+    def upstream(self, l: int) -> Chain:
+        """∂L/∂h⁽ˡ⁾ = δ⁽ˡ⁺¹⁾ᵀ ∂z⁽ˡ⁺¹⁾/∂h⁽ˡ⁾, with δ⁽ˡ⁺¹⁾ free."""
         blocks = self.blocks
-        d, d_next = naming.delta(l), naming.delta(l + 1)
-        in_jac, act_jac = self.jac.inputs[l + 1], self.jac.activation[l]
-        next_row = blocks.as_row(blocks[d_next])
-        local = evaluate(next_row, blocks.env()) * in_jac.matrix * act_jac.matrix  # δ⁽ˡ⁺¹⁾ as free symbols
-        self.delta_rows[l] = sp.ImmutableMatrix(self.delta_rows[l + 1] * in_jac.matrix * act_jac.matrix)
-        factors = (d_next, in_jac.name, act_jac.name)
-        self.delta_prefix[l] = (*self.delta_prefix[l + 1], in_jac.name, act_jac.name)
-        steps = [self._step("chain rule", self.row_lhs(d), sp.MatMul(next_row, in_jac.block, act_jac.block),
-                            local)]
-        vector_ref = self.orient(local)
+        u, d_next = naming.upstream(l), naming.delta(l + 1)
+        in_jac = self.jac.inputs[l + 1]
+        next_row = self.row(d_next)
+        product = sp.ImmutableMatrix(evaluate(next_row, blocks.env()) * in_jac.matrix)
+        first = sp.MatMul(next_row, in_jac.block)
+        steps = [
+            Step("chain rule", self.row(u), first,
+                 self.chain_rule_check(naming.activation_block(l, False), f"z{l + 1}", first, product)),
+            Step("multiplied out", self.row(u), product, MULTIPLIED),
+        ]
         if self.column:
-            g = dense_transpose(next_row, blocks[f"W{l + 1}"])
-            if act_jac.structure in ("identity", "diagonal", "softmax"):  # symmetric: Jᵀ = J
-                steps.append(self._step("dense transpose", self.vector_lhs(d), sp.MatMul(act_jac.block, g),
-                                        vector_ref))
-        else:
-            g = sp.MatMul(next_row, in_jac.block)
-        rule, form = _activation_step(g, act_jac, blocks)
-        steps.append(self._step(rule, self.vector_lhs(d), form, vector_ref))
-        return Chain(d, factors, self.orient(self.delta_rows[l]), tuple(steps))
+            form = dense_transpose(next_row, blocks[f"W{l + 1}"])
+            steps.append(Step("dense transpose", blocks[u], form,
+                              self.expand_check(form, self.orient(product), f"{d_next} as free symbols")))
+        full = (*self.prefix[l + 1], in_jac.name)
+        return Chain(u, l, "upstream", (d_next, in_jac.name), full, tuple(steps))
+
+    def hidden_delta(self, l: int, upstream: Chain) -> Chain:
+        """δ⁽ˡ⁾ from ∂L/∂h⁽ˡ⁾ (free), then with ∂L/∂h⁽ˡ⁾'s compact form put in."""
+        blocks = self.blocks
+        d, u = naming.delta(l), naming.upstream(l)
+        act_jac = self.jac.activation[l]
+        received = self.row(u)
+        product = sp.ImmutableMatrix(evaluate(received, blocks.env()) * act_jac.matrix)
+        first = received if act_jac.structure == "identity" else sp.MatMul(received, act_jac.block)
+        self.prefix[l] = (*upstream.full_chain, act_jac.name)
+        steps = [Step("chain rule", self.row(d), first,
+                      self.chain_rule_check(f"z{l}", f"h{l}", first, product))]
+        if act_jac.structure != "identity":
+            steps.append(Step("multiplied out", self.row(d), product, MULTIPLIED))
+        free = f"{u} as free symbols"
+        rule, form = _activation_step(blocks[u], act_jac, blocks)
+        if act_jac.structure != "identity":
+            steps.append(Step(rule, blocks[d], form, self.expand_check(form, self.orient(product), free)))
+        # The same rule applied to the compact ∂L/∂h⁽ˡ⁾: the form the code computes.
+        _, final = _activation_step(upstream.compact, act_jac, blocks)
+        up_value = evaluate(upstream.compact, blocks.env())
+        up_row = up_value.T if self.column else up_value
+        reference = self.orient(sp.ImmutableMatrix(up_row * act_jac.matrix))
+        steps.append(Step("upstream substituted", blocks[d], final,
+                          self.expand_check(final, reference, f"{naming.delta(l + 1)} as free symbols")))
+        return Chain(d, l, "delta", (u, act_jac.name), self.prefix[l], tuple(steps))
 
     # -- parameters ------------------------------------------------------------------------------
 
     def _gradient_lhs(self, param: str, shape: tuple[int, int]) -> sp.MatrixSymbol:
         return sp.MatrixSymbol(naming.gradient_block(param), *shape)
 
-    def _layout(self, steps: list[Step], param: str, explicit: sp.ImmutableMatrix) -> sp.ImmutableMatrix:
+    def _numerator(self, steps: list[Step], param: str) -> None:
         if self.net.spec.layout == "numerator":
             last = steps[-1]
             lhs = self._gradient_lhs(param, last.lhs.shape[::-1])
             rhs = last.rhs.T
-            steps.append(self._step("numerator layout", lhs, rhs, evaluate(last.rhs, self.blocks.env()).T))
-            return sp.ImmutableMatrix(explicit.T)
-        return explicit
+            steps.append(Step("numerator layout", lhs, rhs,
+                              self.expand_check(rhs, evaluate(last.rhs, self.blocks.env()).T)))
 
     def weight_gradient(self, l: int) -> Chain:
         blocks, W = self.blocks, self.blocks[f"W{l}"]
         d = naming.delta(l)
         wjac = self.jac.weights[l]
-        row = sp.ImmutableMatrix(self.delta_rows[l] * wjac.matrix)
-        factors = (*self.delta_prefix[l], wjac.name)
-        full = sp.MatMul(*[self._factor_block(f) for f in factors])
+        delta_row = self.row(d)
+        row = sp.ImmutableMatrix(evaluate(delta_row, blocks.env()) * wjac.matrix)
         vec_lhs = sp.MatrixSymbol(naming.vec_gradient_block(l), 1, row.cols)
-        delta_row = blocks.as_row(blocks[d])
-        explicit_delta = self.orient(self.delta_rows[l])
-        steps = [
-            Step("chain rule", vec_lhs, full, True),  # `row` is this product, multiplied out
-            self._step("delta reuse", vec_lhs, sp.MatMul(delta_row, wjac.block), row, **{d: explicit_delta}),
-        ]
-        local_row = evaluate(sp.MatMul(delta_row, wjac.block), blocks.env())
+        first = sp.MatMul(delta_row, wjac.block)
+        free = f"{d} as free symbols"
+        regrouped = reshape(row, W.shape, self.net.spec.vec)
+        lhs = self._gradient_lhs(f"W{l}", W.shape)
         outer = outer_product(blocks[d], blocks[naming.input_block(l)], blocks.convention)
-        shaped_local = reshape(local_row, W.shape, self.net.spec.vec)
-        steps.append(self._step("flattened weight to outer product", self._gradient_lhs(f"W{l}", W.shape),
-                                outer, shaped_local))
-        explicit = self._layout(steps, f"W{l}", reshape(row, W.shape, self.net.spec.vec))
-        return Chain(f"W{l}", factors, explicit, tuple(steps))
+        back = sp.ImmutableMatrix(1, row.cols, list(_flatten(regrouped, self.net.spec.vec)))
+        steps = [
+            Step("delta reuse", vec_lhs, first,
+                 self.chain_rule_check(f"W{l}", f"z{l}", first, row)),
+            Step("multiplied out", vec_lhs, row, MULTIPLIED),
+            Step("regrouped", lhs, regrouped, Check("expand", equal(back, row), f"vec order {self.net.spec.vec}")),
+            Step("flattened weight to outer product", lhs, outer, self.expand_check(outer, regrouped, free)),
+        ]
+        self._numerator(steps, f"W{l}")
+        return Chain(f"W{l}", l, "weight", (d, wjac.name), (*self.prefix[l], wjac.name), tuple(steps))
 
     def bias_gradient(self, l: int) -> Chain:
         blocks, b = self.blocks, self.blocks[f"b{l}"]
         d = naming.delta(l)
         bjac = self.jac.biases[l]
-        row = sp.ImmutableMatrix(self.delta_rows[l] * bjac.matrix)
-        factors = (*self.delta_prefix[l], bjac.name)
-        row_lhs = sp.MatrixSymbol(naming.gradient_block(f"b{l}"), 1, row.cols)
-        delta_row = blocks.as_row(blocks[d])
-        explicit_delta = self.orient(self.delta_rows[l])
-        steps = [
-            Step("chain rule", row_lhs, sp.MatMul(*[self._factor_block(f) for f in factors]), True),
-            self._step("delta reuse", row_lhs, sp.MatMul(delta_row, bjac.block), row, **{d: explicit_delta}),
-            self._step("identity", self._gradient_lhs(f"b{l}", b.shape), blocks[d], self.orient(row),
-                       **{d: explicit_delta}),
-        ]
-        explicit = self._layout(steps, f"b{l}", self.orient(row))
-        return Chain(f"b{l}", factors, explicit, tuple(steps))
-
-    def _factor_block(self, name: str) -> sp.MatrixExpr:
-        for jac in self.jac.in_order():
-            if jac.name == name:
-                return jac.block
-        raise KeyError(name)
+        delta_row = self.row(d)
+        row = sp.ImmutableMatrix(evaluate(delta_row, blocks.env()) * bjac.matrix)
+        grad = self._gradient_lhs(f"b{l}", b.shape)
+        # The chain rule gives the row ∂L/∂b as the Jacobian arranges it: the gradient's transpose
+        # under the column convention.
+        row_lhs = grad.T if self.column else grad
+        steps = [Step("delta reuse", row_lhs, delta_row, self.chain_rule_check(f"b{l}", f"z{l}", delta_row, row))]
+        if self.column:
+            steps.append(Step("identity", grad, blocks[d], self.expand_check(blocks[d], self.orient(row),
+                                                                              f"{d} as free symbols")))
+        self._numerator(steps, f"b{l}")
+        return Chain(f"b{l}", l, "bias", (d, bjac.name), (*self.prefix[l], bjac.name), tuple(steps))
 
 
-def build_chains(net: SymbolicNetwork, blocks: Blocks, jac: Jacobians) -> tuple[list[Chain], list[Chain]]:
-    """δ for every layer (output first), then the gradient of every parameter (layer 1 first)."""
+def _flatten(m: sp.MatrixBase, vec: str) -> list[sp.Expr]:
+    """vec(M) in the spec's order: the inverse of `reshape`."""
+    if vec == "row-major":
+        return [m[i, j] for i in range(m.rows) for j in range(m.cols)]
+    return [m[i, j] for j in range(m.cols) for i in range(m.rows)]
+
+
+def backward_pass(net: SymbolicNetwork, blocks: Blocks, jac: Jacobians) -> tuple[LayerBackward, ...]:
+    """Every layer's chains, output layer first: the order of the seeds' handouts."""
     engine = Engine(net, blocks, jac)
-    deltas = [engine.output_delta()]
-    for l in range(net.depth - 1, 0, -1):
-        deltas.append(engine.hidden_delta(l))
-    gradients: list[Chain] = []
-    for layer in net.layers:
-        gradients.append(engine.weight_gradient(layer.index))
-        if layer.b is not None:
-            gradients.append(engine.bias_gradient(layer.index))
-    return deltas, gradients
-
+    L = net.depth
+    loss, loss_row = engine.loss_gradient()
+    layers = []
+    upstream = loss
+    for l in range(L, 0, -1):
+        if l < L:
+            upstream = engine.upstream(l)
+            delta = engine.hidden_delta(l, upstream)
+        else:
+            delta = engine.output_delta(loss_row)
+        bias = engine.bias_gradient(l) if net.layers[l - 1].b is not None else None
+        layers.append(LayerBackward(l, upstream, delta, engine.weight_gradient(l), bias))
+    return tuple(layers)

@@ -17,6 +17,11 @@ from derive.errors import DeriveError, GeneratedCodeError
 from derive.files import write_atomically
 
 
+# A generated module named like one of these would shadow it: `import numpy` (or NumPy's own `import math`)
+# would find the generated file first when it lies in the working directory.
+_SHADOWED = frozenset({*sys.stdlib_module_names, "numpy", "derive", "sympy", "torch", "jinja2"})
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage mistake is one line and exit 2, like every other bad input."""
 
@@ -83,8 +88,21 @@ def _spec(args: argparse.Namespace):
     if args.spec is not None:
         if args.input_width is not None or args.layers is not None or any(v is not None for v in quick.values()):
             raise DeriveError("give either SPEC or the quick-spec flags, not both", "command line")
-        return load_spec(args.spec)
-    return spec_from_flags(args.input_width, args.layers, no_bias=args.no_bias, **quick)
+        spec = load_spec(args.spec)
+    else:
+        spec = spec_from_flags(args.input_width, args.layers, no_bias=args.no_bias, **quick)
+    _warn(spec, args.spec or "command line")
+    return spec
+
+
+def _warn(spec, where: str) -> None:
+    """A spec that works but cannot mean what it says: one line on stderr, and the command goes on."""
+    from derive.domain import loss_domain
+
+    warning = loss_domain(spec)
+    if warning is not None:
+        units = ", ".join(f"yhat_{k}" for k in range(1, spec.layers[-1].units + 1))
+        sys.stderr.write(f"derive: warning: {where}: {warning.text(units)}\n")
 
 
 def _check_max_side(value: int) -> int:
@@ -144,6 +162,9 @@ def cmd_numpy(args: argparse.Namespace) -> int:
     if keyword.iskeyword(stem):
         raise DeriveError(f"{stem!r} is a Python keyword, which `import` cannot take ({stem}_.py, say)",
                           str(args.output))
+    if stem in _SHADOWED:
+        raise DeriveError(f"{stem!r} is the name of a module Python or NumPy imports; a file of that name would "
+                          f"be imported in its place ({stem}_grads.py, say)", str(args.output))
     if not stem.isidentifier():
         suggestion = re.sub(r"\W", "_", stem if stem[:1].isalpha() else f"_{stem}")
         raise DeriveError(f"{stem!r} is not a name `import` can take: letters, digits and _, not first a digit "

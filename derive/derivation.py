@@ -1,17 +1,20 @@
 """The derivation as plain data, and the one function that produces it.
 
-spec → network → local Jacobians → chains → Derivation. Renderers read a Derivation and nothing else.
+spec → network → local Jacobians → the backward pass, layer by layer → teaching devices and the
+general forms → Derivation. Renderers read a Derivation and nothing else.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import cached_property
 
 import sympy as sp
 
 from derive import naming
 from derive.blocks import Blocks, network_blocks
-from derive.chain import Chain, build_chains
+from derive.chain import Chain, LayerBackward, backward_pass
+from derive.checks import DEFINITION, Check
 from derive.jacobians import Jacobians, LocalJacobian, local_jacobians
 from derive.network import SymbolicNetwork, build_network
 from derive.spec import NetworkSpec
@@ -19,8 +22,9 @@ from derive.spec import NetworkSpec
 
 @dataclass(frozen=True)
 class Equation:
-    lhs: sp.Symbol
-    rhs: sp.Expr
+    lhs: sp.Basic
+    rhs: sp.Basic
+    check: Check = DEFINITION
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,7 @@ class LayerForward:
     z: sp.MatrixSymbol
     affine: sp.MatrixExpr
     h: sp.MatrixSymbol
+    check: Check = DEFINITION
 
 
 @dataclass(frozen=True)
@@ -42,23 +47,60 @@ class Derivation:
     forward_blocks: tuple[LayerForward, ...]
     loss: Equation
     jacobians: Jacobians
-    deltas: tuple[Chain, ...]          # output layer first
-    gradients: tuple[Chain, ...]       # W1, b1, W2, ...
+    backward: tuple[LayerBackward, ...]  # output layer first
+    teaching: object | None = None     # a teaching.Teaching: the seeds' devices and the general forms
     example: object | None = None      # a WorkedExample, when the spec has numbers
+    domain: object | None = None       # a domain.DomainWarning: the loss is never defined on the outputs
 
     @property
     def local_jacobians(self) -> list[LocalJacobian]:
         return self.jacobians.in_order()
 
     @property
+    def chains(self) -> tuple[Chain, ...]:
+        return tuple(c for layer in self.backward for c in layer.chains)
+
+    @property
     def verified(self) -> bool:
-        return all(c.verified for c in (*self.deltas, *self.gradients))
+        return all(c.verified for c in self.chains) and (self.teaching is None or self.teaching.verified)
+
+    @property
+    def loss_gradient(self) -> Chain:
+        return self.backward[0].upstream
+
+    @property
+    def deltas(self) -> tuple[Chain, ...]:
+        """δ of every layer, output layer first."""
+        return tuple(layer.delta for layer in self.backward)
+
+    @property
+    def upstreams(self) -> tuple[Chain, ...]:
+        """∂L/∂h⁽ˡ⁾ of every hidden layer, from the output down."""
+        return tuple(layer.upstream for layer in self.backward[1:])
+
+    @property
+    def gradients(self) -> tuple[Chain, ...]:
+        """The parameters' gradients, layer 1 first: W1, b1, W2, ..."""
+        out: list[Chain] = []
+        for layer in reversed(self.backward):
+            out += [layer.weight] + ([layer.bias] if layer.bias is not None else [])
+        return tuple(out)
 
     def delta(self, layer: int) -> Chain:
-        return next(c for c in self.deltas if c.target == f"delta{layer}")
+        return next(c for c in self.deltas if c.target == naming.delta(layer))
 
     def gradient(self, param: str) -> Chain:
         return next(c for c in self.gradients if c.target == param)
+
+    def layer(self, index: int) -> LayerBackward:
+        return next(b for b in self.backward if b.layer == index)
+
+    @cached_property
+    def explicit(self) -> dict[str, sp.ImmutableMatrix]:
+        """Every quantity as the full product over the components (for the JSON and for tests)."""
+        from derive.explicit import explicit_products
+
+        return explicit_products(self)
 
 
 def forward_equations(net: SymbolicNetwork) -> tuple[Equation, ...]:
@@ -82,16 +124,20 @@ def forward_blocks(net: SymbolicNetwork, blocks: Blocks) -> tuple[LayerForward, 
 
 
 def derive(spec: NetworkSpec) -> Derivation:
-    """The whole pipeline: every Jacobian formed, every chain multiplied out, every rewrite checked."""
+    """The whole pipeline: every Jacobian formed, every layer's chain derived and every step checked."""
     net = build_network(spec)
     blocks = network_blocks(net)
     jac = local_jacobians(net, blocks)
-    deltas, gradients = build_chains(net, blocks, jac)
+    from derive.domain import loss_domain
+
     derivation = Derivation(spec, net, blocks, forward_equations(net), forward_blocks(net, blocks),
-                            Equation(sp.Symbol("L"), net.loss_expr),
-                            jac, tuple(deltas), tuple(gradients))
+                            Equation(sp.Symbol("L"), net.loss_expr), jac, backward_pass(net, blocks, jac),
+                            domain=loss_domain(spec))
+    from derive.teaching import teaching
+
+    derivation = replace(derivation, teaching=teaching(derivation))
     if spec.example is not None:
         from derive.example import work_example
 
-        derivation = Derivation(**{**derivation.__dict__, "example": work_example(derivation)})
+        derivation = replace(derivation, example=work_example(derivation))
     return derivation

@@ -66,10 +66,10 @@ def activation_jacobian(net: SymbolicNetwork, layer: Layer, blocks: Blocks) -> L
         reason = ""
         if output_form is not None:
             entries = [output_form.xreplace({H: h, Z: z}) for h, z in zip(layer.h, layer.z)]
-            reason = ("entries written in the layer's output, by the identity given with its derivative "
-                      "(checked by SymPy)" if Z not in output_form.free_symbols else
-                      "entries written in the layer's output where the activation reappears in its derivative, "
-                      "by the identity given with the derivative (checked by SymPy)")
+            reason = ("entries in the layer's output, by the identity checked with its derivative"
+                      if Z not in output_form.free_symbols else
+                      "entries in the layer's output where the activation reappears in its derivative, by the "
+                      "identity checked with it")
         else:
             entries = [raw[i, i] for i in range(n)]
         dact = blocks.add(naming.derivative_block(l), blocks.vector(entries))
@@ -94,7 +94,8 @@ def input_jacobian(layer: Layer, blocks: Blocks) -> LocalJacobian:
     l = layer.index
     matrix = differentiate(layer.z_exprs, layer.inputs)
     W = blocks[f"W{l}"]
-    for candidate in (W, W.T):
+    # The convention's own form first: a 1 × 1 W equals Wᵀ, and the general form must still read Wᵀ.
+    for candidate in ((W, W.T) if blocks.convention == "column" else (W.T, W)):
         if evaluate(candidate, blocks.env()) == matrix:
             return LocalJacobian(f"z{l}", naming.input_block(l), matrix, "dense", candidate)
     raise AssertionError("∂z/∂a is neither W nor Wᵀ")

@@ -56,6 +56,22 @@ class SymbolicNetwork:
     def depth(self) -> int:
         return len(self.layers)
 
+    def readers(self) -> dict[sp.Symbol, frozenset[str]]:
+        """For each component symbol, the blocks whose equations read it: the chain rule's
+        precondition (a quantity reaches the loss only through its readers) is read off this."""
+        out: dict[sp.Symbol, set[str]] = {}
+        for layer in self.layers:
+            for e in layer.z_exprs:
+                for s in e.free_symbols:
+                    out.setdefault(s, set()).add(f"z{layer.index}")
+            h = "yhat" if layer.index == self.depth else f"h{layer.index}"
+            for e in layer.h_exprs:
+                for s in e.free_symbols:
+                    out.setdefault(s, set()).add(h)
+        for s in self.loss_expr.free_symbols:
+            out.setdefault(s, set()).add("L")
+        return {s: frozenset(v) for s, v in out.items()}
+
     def target_constraint(self) -> dict[sp.Symbol, sp.Expr]:
         """Σ_k y_k = 1, as a substitution for the last target (cross-entropy's targets)."""
         if not self.loss.targets_sum_to_one or len(self.y) < 1:

@@ -53,8 +53,23 @@ class Notation:
     backward: str = "delta"  # delta: δ⁽ˡ⁾; g: g^[l z]; nabla: ∇_z L
     index_style: str = "paren"
     output_layer: str = ""  # a name for the last layer's index, e.g. "o" for W^(o)
+    output_pre: str = ""    # a letter of its own for the last pre-activation, e.g. "o" (o = W^(o) h^(2))
     relu_prime: str = "prime"
     activation_names: bool = True
+
+
+@dataclass(frozen=True)
+class Display:
+    """Which of the seeds' teaching devices a handout shows (each once, at one layer)."""
+
+    paths: bool = True          # the sum over paths at one hidden unit, then stacked (seeds 001, 003, 004)
+    unit: bool = False          # one hidden unit derived with scalars before stacking (seed 001)
+    dependency: bool = True     # which entries of a Jacobian are zero, and why, before its values (seed 000)
+    weight_column: bool = True  # the column of the flattened-weight Jacobian for one weight (seed 004)
+    flattened_row: bool = True  # the 1 × mn row of ∂L/∂vec(W) before it is regrouped (seed 000)
+    index_form: bool = True     # one generic entry of every step, in index notation, at any size (seed 002)
+    focus_layer: int = 0        # the layer the one-off devices use; 0: the first, going backward, whose
+                                # weight has two rows and two columns
 
 
 @dataclass(frozen=True)
@@ -104,6 +119,7 @@ class NetworkSpec:
     notation: Notation = field(default_factory=Notation)
     example: Example | None = None
     description: str = ""
+    display: Display = field(default_factory=Display)
 
     @property
     def widths(self) -> tuple[int, ...]:
@@ -118,6 +134,7 @@ class NetworkSpec:
                        if v is not None} for layer in self.layers],
             "loss": asdict(self.loss),
             "notation": asdict(self.notation),
+            "display": asdict(self.display),
         }
         if self.description:
             out["description"] = self.description
@@ -135,10 +152,11 @@ class NetworkSpec:
 # Checking a parsed dictionary
 
 _TOP_KEYS = ("name", "title", "description", "input", "convention", "layout", "vec", "layer", "loss",
-             "notation", "example")
+             "notation", "display", "example")
 _LAYER_KEYS = ("units", "activation", "bias", "slope")
 _LOSS_KEYS = ("kind", "target", "batch")
 _NOTATION_KEYS = tuple(Notation.__dataclass_fields__)
+_DISPLAY_KEYS = tuple(Display.__dataclass_fields__)
 
 
 def _unknown_keys(table: dict[str, Any], valid: tuple[str, ...], where: str) -> None:
@@ -201,6 +219,9 @@ def _layer(table: Any, where: str) -> LayerSpec:
         slope = str(sp.Rational(str(raw)))
     elif activation == "leaky_relu":
         slope = str(DEFAULT_LEAKY_SLOPE)
+    if activation == "softmax" and units == 1:
+        raise DeriveError("a softmax over one unit is always 1: its output, and every gradient through it, is "
+                          "constant; give the layer two units or more", f"{where}.units")
     spec = LayerSpec(units, activation, bias, slope)
     try:
         spec.resolve()  # unknown names and malformed expressions fail here, with the layer named
@@ -222,7 +243,7 @@ def _notation(table: Any, where: str) -> Notation:
             if not isinstance(raw, bool):
                 raise DeriveError(f"must be true or false, got {raw!r}", at)
             values[key] = raw
-        elif key == "output_layer":
+        elif key in ("output_layer", "output_pre"):
             text = _str(raw, at)
             if text and not LETTER_PATTERN.fullmatch(text):
                 raise DeriveError(f"{text!r} is not a letter or a Greek letter's name", at)
@@ -232,7 +253,59 @@ def _notation(table: Any, where: str) -> Notation:
             if not LETTER_PATTERN.fullmatch(text):
                 raise DeriveError(f"{text!r} is not a letter, a Greek letter's name, or either + 'hat'", at)
             values[key] = text
-    return Notation(**values)
+    notation = Notation(**values)
+    _distinct_letters(notation, table, where)
+    return notation
+
+
+_LETTER_ROLES = ("input", "pre", "post", "target", "weight", "bias", "loss")
+_INDEX_LETTERS = ("i", "j", "k", "l", "m", "p", "r", "L")  # index notation's indices, and L for the output layer
+
+
+def _distinct_letters(n: Notation, given: dict[str, Any], where: str) -> None:
+    """Two roles written with one letter would say two things at once (h⁽¹⁾ = relu(h⁽¹⁾)): refused, naming
+    the role the spec set (or the later one)."""
+    def refuse(role: str, other: str, letter: str) -> None:
+        blame, rest = (role, other) if role in given else (other, role)
+        raise DeriveError(f"{blame} and {rest} are both written {letter!r}: each role needs a letter of its own",
+                          f"{where}.{blame}")
+
+    seen: dict[str, str] = {}
+    for role in _LETTER_ROLES:
+        letter = getattr(n, role)
+        if letter in seen:
+            refuse(role, seen[letter], letter)
+        seen[letter] = role
+    if n.output in seen and seen[n.output] != "post":  # ŷ written a^[3] as the activations' letter: fine
+        refuse("output", seen[n.output], n.output)
+    if n.output_pre and (n.output_pre in seen or n.output_pre == n.output):
+        refuse("output_pre", seen.get(n.output_pre, "output"), n.output_pre)
+    reserved = {"g": "g", "delta": "delta"}.get(n.backward)
+    for role in (*_LETTER_ROLES, "output", "output_pre"):
+        if reserved and getattr(n, role) == reserved:
+            raise DeriveError(f"{reserved!r} writes the gradients in backward = {n.backward!r}; give {role} another "
+                              "letter", f"{where}.{role}")
+    if n.output_layer in _INDEX_LETTERS:
+        raise DeriveError(f"{n.output_layer!r} is an index of the index notation; name the output layer otherwise",
+                          f"{where}.output_layer")
+
+
+def _display(table: Any, depth: int, where: str) -> Display:
+    if not isinstance(table, dict):
+        raise DeriveError("must be a table", where)
+    _unknown_keys(table, _DISPLAY_KEYS, where)
+    values: dict[str, Any] = {}
+    for key, raw in table.items():
+        at = f"{where}.{key}"
+        if key == "focus_layer":
+            values[key] = _int(raw, at, minimum=0)
+            if values[key] > depth:
+                raise DeriveError(f"there is no layer {values[key]}: the network has {depth}", at)
+        else:
+            if not isinstance(raw, bool):
+                raise DeriveError(f"must be true or false, got {raw!r}", at)
+            values[key] = raw
+    return Display(**values)
 
 
 def _number(value: Any, where: str) -> sp.Rational:
@@ -318,12 +391,13 @@ def spec_from_dict(data: dict[str, Any], where: str = "spec") -> NetworkSpec:
     _check_loss_fits(loss, layers, where)
 
     notation = _notation(data.get("notation", {}), f"{where}: notation")
+    display = _display(data.get("display", {}), len(layers), f"{where}: display")
     example = None
     if "example" in data:
         example = _example(data["example"], input_width, layers, loss, options["convention"],
                            f"{where}: example")
     return NetworkSpec(input_width, layers, loss, name, title, options["convention"], options["layout"],
-                       options["vec"], notation, example, description)
+                       options["vec"], notation, example, description, display)
 
 
 def _check_loss_fits(loss: LossSpec, layers: tuple[LayerSpec, ...], where: str) -> None:

@@ -204,7 +204,9 @@ def _torch_scalar(expr: sp.Expr, z):
         if e.func in table:
             return table[e.func](args[0])
         if isinstance(e, sp.Heaviside):
-            return torch.heaviside(args[0], args[1] if len(args) > 1 else torch.tensor(0.5, dtype=z.dtype))
+            # By comparisons: torch.heaviside has no backward; a step's derivative is 0 away from it.
+            at_zero = args[1] if len(args) > 1 else 0.5
+            return (args[0] > 0).to(z.dtype) + at_zero * (args[0] == 0).to(z.dtype)
         raise NotImplementedError(f"no torch evaluation of {e.func}")
 
     def ev_cond(c):
@@ -263,7 +265,9 @@ def torch_loss_and_grads(spec: NetworkSpec, params: dict, x, y) -> tuple[float, 
         per = -(t * torch.log(a)).sum(-1)
     total = per.mean() if spec.loss.batch == "mean" else per.sum()
     total.backward()
-    return float(total.detach()), {k: v.grad.numpy() for k, v in tp.items()}
+    # No grad at all: nothing reaches the loss from this parameter (through a step, say), so its gradient is 0.
+    return float(total.detach()), {k: v.grad.numpy() if v.grad is not None else np.zeros(v.shape)
+                                   for k, v in tp.items()}
 
 
 def torch_available() -> bool:

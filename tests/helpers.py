@@ -16,6 +16,13 @@ USER = ["z/(1 + exp(-z))", "log(1 + exp(z)) - log(2)", "z**3/3 + z", "Max(z, z/4
         "Piecewise((z, z > 0), (exp(z) - 1, True))", "Piecewise((z, z > 0), (z/4, z < 0), (0, True))"]
 KINKED = ("relu", "leaky_relu")
 
+SLOW = False  # set by conftest under --slow
+
+
+def sweep(fast: int, slow: int) -> int:
+    """A hypothesis sweep's number of examples: `fast` in the default run, `slow` under --slow."""
+    return slow if SLOW else fast
+
 
 @st.composite
 def spec_dicts(draw, max_depth: int = 4, max_width: int = 5) -> dict[str, Any]:
@@ -24,7 +31,8 @@ def spec_dicts(draw, max_depth: int = 4, max_width: int = 5) -> dict[str, Any]:
     layers = []
     for _ in range(depth - 1):
         act = draw(st.sampled_from(HIDDEN[:-1] + USER + ["softmax"]))
-        layers.append({"units": draw(st.integers(1, max_width)), "activation": act,
+        # a softmax over one unit is refused by the spec (its output is constantly 1)
+        layers.append({"units": draw(st.integers(2 if act == "softmax" else 1, max(2, max_width))), "activation": act,
                        "bias": draw(st.booleans())})
     if loss in ("ce", "ce_index"):
         last = draw(st.sampled_from(["softmax", "softmax", "sigmoid"])) if loss == "ce" else "softmax"

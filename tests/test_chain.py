@@ -13,9 +13,13 @@ from derive.chain import (
     reshape,
     softmax_product,
 )
+from hypothesis import given, settings
+
 from derive.derivation import derive
 from derive.identities import equal, evaluate
 from derive.spec import spec_from_flags
+
+from .helpers import derive_cached, specs, sweep
 
 n = 3
 g = sp.MatrixSymbol("g", n, 1)
@@ -76,19 +80,65 @@ def test_every_rule_has_a_reason():
 
 def test_a_wrong_rewrite_is_not_verified():
     """The checker really checks: a compact form that differs from the product fails."""
+    from derive.chain import Engine
+
     dv = derive(spec_from_flags(2, "2:relu,1:identity"))
-    chain = dv.gradient("W1")
-    wrong = sp.MatMul(dv.blocks["delta1"], dv.blocks["x"].T) * 2
-    value = evaluate(wrong, dv.blocks.env(delta1=dv.delta(1).explicit))
-    assert not equal(value, chain.explicit)
+    engine = Engine(dv.network, dv.blocks, dv.jacobians)
+    regrouped = next(s.rhs for s in dv.gradient("W1").steps if s.rule == "regrouped")
+    right = sp.MatMul(dv.blocks["delta1"], dv.blocks["x"].T)
+    assert engine.expand_check(right, regrouped).passed
+    assert not engine.expand_check(right * 2, regrouped).passed
 
 
 def test_seed_000_steps_in_order():
     dv = derive(spec_from_flags(2, "2:relu,1:identity"))
     assert [s.rule for s in dv.gradient("W1").steps] == [
-        "chain rule", "delta reuse", "flattened weight to outer product"]
-    assert [s.rule for s in dv.delta(1).steps] == ["chain rule", "dense transpose", "diagonal to Hadamard"]
+        "delta reuse", "multiplied out", "regrouped", "flattened weight to outer product"]
+    assert [s.rule for s in dv.layer(1).upstream.steps] == ["chain rule", "multiplied out", "dense transpose"]
+    assert [s.rule for s in dv.delta(1).steps] == [
+        "chain rule", "multiplied out", "diagonal to Hadamard", "upstream substituted"]
+    assert [s.rule for s in dv.delta(2).steps] == ["chain rule", "loss gradient"]
     assert dv.verified
+
+
+def test_backward_order_layer_by_layer():
+    """The loss gradient, then per layer from the output: the gradient received, δ, then W and b."""
+    dv = derive(spec_from_flags(3, "2:relu,2:tanh,1:identity"))
+    assert [c.target for c in dv.chains] == ["gL", "delta3", "W3", "b3", "dL_dh2", "delta2", "W2", "b2",
+                                             "dL_dh1", "delta1", "W1", "b1"]
+
+
+@settings(max_examples=sweep(12, 60))
+@given(specs(max_depth=4, max_width=3))
+def test_each_step_is_multiplied_out_in_what_it_receives(spec):
+    """Local steps: an explicit entry holds the components of the quantity the step receives and the
+    layer's own symbols, never the expansion of the whole loss (no δ of another layer, no y below
+    the output, no weight of a layer but the next)."""
+    d = derive_cached(spec)
+    L = d.network.depth
+    for c in d.chains:
+        if c.kind == "loss":
+            continue
+        allowed = {"upstream": (f"delta{c.layer + 1}_", f"W{c.layer + 1}_"),
+                   "delta": (f"dL_dh{c.layer}_", f"z{c.layer}_", f"h{c.layer}_", "yhat_", "y_")
+                   if c.layer == L else (f"dL_dh{c.layer}_", f"z{c.layer}_", f"h{c.layer}_"),
+                   "weight": (f"delta{c.layer}_", "x_", f"h{c.layer - 1}_"),
+                   "bias": (f"delta{c.layer}_",)}[c.kind]
+        for s in c.steps:
+            if s.explicit:
+                for symbol in s.rhs.free_symbols:
+                    assert symbol.name.startswith(allowed), (c.target, s.rule, symbol)
+
+
+def test_the_loss_gradient_is_simplified_first():
+    from derive.render.printers import TextPrinter
+    from derive.render.view import display_for
+
+    for loss, entry in (("bce", "(ŷ₁ − y₁)/(ŷ₁·(1 − ŷ₁))"), ("sse", "2·(ŷ₁ − y₁)"), ("half_sse", "ŷ₁ − y₁")):
+        d = derive(spec_from_flags(2, "1:sigmoid", loss=loss))
+        printer = TextPrinter(display_for(d))
+        shown = [s for s in d.loss_gradient.steps if s.explicit][-1].rhs
+        assert printer.doprint(shown[0, 0]) == entry, loss
 
 
 def test_fusions_are_named():
@@ -102,5 +152,5 @@ def test_fusions_are_named():
 def test_numerator_layout_transposes():
     dv = derive(spec_from_flags(3, "2:relu,1:identity", layout="numerator"))
     w1 = dv.gradient("W1")
-    assert w1.explicit.shape == (3, 2)
+    assert dv.explicit["W1"].shape == (3, 2)
     assert w1.steps[-1].rule == "numerator layout"

@@ -57,8 +57,8 @@ def test_seed_001_sigmoid_bce_row_vectors(capsys):
     assert data["spec"]["convention"] == "row"
     out = _delta(data, 3)
     assert out["steps"][-1]["rule"] == "sigmoid + binary cross-entropy"
-    assert sp.sympify(out["compact"], locals={"yhat": sp.MatrixSymbol("yhat", 1, 1),
-                                              "y": sp.MatrixSymbol("y", 1, 1)}) is not None
+    yhat, y = sp.MatrixSymbol("yhat", 1, 1), sp.MatrixSymbol("y", 1, 1)
+    assert sp.sympify(out["compact"], locals={"yhat": yhat, "y": y}) == yhat - y  # g^[3z] = a^[3] − y
     assert sp.expand(_m(out["explicit"])[0, 0] - (S("yhat_1") - S("y_1"))) != 0  # explicit is the raw product
     assert sp.cancel(_m(out["explicit"])[0, 0] - (S("yhat_1") - S("y_1"))) == 0  # ... which collapses to a − y
     # g^[lW] = (a^[l−1])ᵀ g^[lz]: W2's gradient is h1ᵀ δ2 (3×2)
@@ -70,11 +70,26 @@ def test_seed_001_sigmoid_bce_row_vectors(capsys):
 
 def test_seed_002_numerator_layout(capsys):
     data = _json("relu-sse-numerator", capsys)
-    w2 = _grad(data, "W2")
-    assert w2["shape"] == [3, 2]  # d_z × d_s: the transpose of W2's 2×3
-    expected = 2 * _vec("h1", 3) * (_vec("yhat", 2) - _vec("y", 2)).T
-    assert sp.expand(_m(w2["explicit"]) - expected) == sp.zeros(3, 2)
+    w2, w1 = _grad(data, "W2"), _grad(data, "W1")
+    assert w2["shape"] == [4, 2]  # d_z × d_s: the transpose of W2's 2×4
+    assert w1["shape"] == [3, 4]  # d_x × d_s(1): three distinct widths show every transpose
+    expected = 2 * _vec("h1", 4) * (_vec("yhat", 2) - _vec("y", 2)).T
+    assert sp.expand(_m(w2["explicit"]) - expected) == sp.zeros(4, 2)
     assert w2["steps"][-1]["rule"] == "numerator layout"
+
+
+def test_seed_002_variants_have_the_seeds_activations_and_losses():
+    a, b = load_preset("sigmoid-sse-numerator"), load_preset("sigmoid-mean-bce-numerator")
+    assert [layer.activation for layer in a.layers] == ["sigmoid", "sigmoid"] and a.loss.kind == "sse"
+    assert [layer.activation for layer in b.layers] == ["sigmoid", "sigmoid"] and b.loss.kind == "mean_bce"
+
+
+def test_seed_000_numbers_are_off_the_kink():
+    from derive.derivation import derive
+
+    ex = derive(load_preset("two-layer-relu")).example
+    z1 = next(q for q in ex.forward if q.name == "z1").exact
+    assert list(z1) == [1, 4] and ex.kinks == ()  # both units active, as the preset's comment says
 
 
 def test_seed_003_delta_recursion(capsys):

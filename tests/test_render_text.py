@@ -8,17 +8,22 @@ from derive.render.view import spoken_list
 from derive.spec import load_preset, spec_from_flags
 
 
-def derivative_lines(text: str) -> list[str]:
-    section = text.split("3. Local Jacobians")[1]
-    return [line.strip() for line in section.splitlines() if re.search(r"′\(\w\) = ", line)]
+def derivative_blocks(text: str) -> list[list[str]]:
+    """Each activation derivative's block: its heading, then its lines, without the check marks."""
+    blocks = []
+    for part in text.split("The activation's derivative ")[1:]:
+        lines = [line.strip() for line in part.splitlines()[:5]]
+        blocks.append([lines[0]] + [line for line in lines[1:] if "′(" in line and " = " in line])
+    return blocks
 
 
 def test_each_activation_derivative_is_shown_once_with_its_layers():
+    """At the layer where the backward pass first meets it, with every layer it belongs to."""
     text = render_text(derive(spec_from_flags(2, "3:tanh,2:relu,2:tanh,1:sigmoid", loss="bce")))
-    assert derivative_lines(text) == [
-        "tanh′(z) = 1 − tanh(z)² = 1 − h² with h = tanh(z)    (layers 1 and 3)",
-        "relu′(z) = 1[z > 0]    (layer 2)",
-        "σ′(z) = exp(-z)/(1 + exp(-z))² = h·(1 − h) with h = σ(z)    (layer 4)",
+    assert derivative_blocks(text) == [
+        ["(layer 4):", "σ′(z) = exp(-z)/(1 + exp(-z))²", "σ′(z) = h·(1 − h)"],
+        ["(layers 1 and 3):", "tanh′(z) = 1 − tanh(z)²", "tanh′(z) = 1 − h²"],
+        ["(layer 2):", "relu′(z) = 1[z > 0]"],
     ]
 
 
@@ -26,21 +31,21 @@ def test_a_derivative_written_in_the_output_is_said_so_in_words_not_code():
     """The diagonal Jacobian's note points back to the identity instead of repeating it in Python
     syntax (it read `exp(-z)/(1 + exp(-z))**2 = h*(1 - h)`), and names no σ for a tanh layer."""
     text = render_text(derive(load_preset("sigmoid-4321-bce")))
-    assert text.count("entries written in the layer's output,") == 3
+    assert text.count("entries in the layer's output,") == 3
     tanh = render_text(derive(spec_from_flags(2, "2:tanh,1:identity", loss="half_sse")))
-    assert "entries written in the layer's output," in tanh and "σ" not in tanh
+    assert "entries in the layer's output," in tanh and "σ" not in tanh
     for shown in (text, tanh):
         assert "**" not in shown and "h*(" not in shown and "a*(" not in shown
 
 
-@pytest.mark.parametrize(("preset", "line"), [
-    ("sigmoid-4321-bce", "σ′(z) = exp(-z)/(1 + exp(-z))² = a·(1 − a) with a = σ(z)    (layers 1, 2 and 3)"),
-    ("sigmoid-sse-numerator", "σ′(s) = exp(-s)/(1 + exp(-s))² = z·(1 − z) with z = σ(s)    (layer 1)"),
-    ("softmax-ce-three-layer", "σ′(a) = exp(-a)/(1 + exp(-a))² = h·(1 − h) with h = σ(a)    (layers 1 and 2)")])
-def test_scalar_derivatives_use_the_courses_letters(preset, line):
+@pytest.mark.parametrize(("preset", "block"), [
+    ("sigmoid-4321-bce", ["(layers 1, 2 and 3):", "σ′(z) = exp(-z)/(1 + exp(-z))²", "σ′(z) = a·(1 − a)"]),
+    ("sigmoid-sse-numerator", ["(layers 1 and 2):", "σ′(s) = exp(-s)/(1 + exp(-s))²", "σ′(s) = z·(1 − z)"]),
+    ("softmax-ce-three-layer", ["(layers 1 and 2):", "σ′(a) = exp(-a)/(1 + exp(-a))²", "σ′(a) = h·(1 − h)"])])
+def test_scalar_derivatives_use_the_courses_letters(preset, block):
     """Where a course writes s for the pre-activation and z for the activation, σ′(z) = h(1 − h)
     would call the output by the pre-activation's letter: the scalar formulas use the notation's."""
-    assert line in derivative_lines(render_text(derive(load_preset(preset))))
+    assert block in derivative_blocks(render_text(derive(load_preset(preset))))
 
 
 @pytest.mark.parametrize(("items", "spoken"), [(["1"], "1"), (["1", "2"], "1 and 2"), (["1", "2", "3"], "1, 2 and 3")])
@@ -71,7 +76,7 @@ def test_absolute_values_and_minima_read_as_on_the_board():
 
 def test_a_step_reads_as_a_comparison_of_z():
     """1[z < 0] and 1[z > 1], not SymPy's Heaviside(−3z/4) or 1[−1 + z > 0]."""
-    lines = derivative_lines(render_text(derive(spec_from_flags(2, "2:Max(z, z/4),2:Max(0, 2*z - 2),1:identity",
-                                                                loss="sse"))))
-    assert "f′(z) = 1[z < 0]/4 + 1[z > 0]    (layer 1)" in lines
-    assert "g′(z) = 2·1[z > 1]    (layer 2)" in lines
+    blocks = derivative_blocks(render_text(derive(spec_from_flags(2, "2:Max(z, z/4),2:Max(0, 2*z - 2),1:identity",
+                                                                   loss="sse"))))
+    assert ["(layer 1):", "f′(z) = 1[z < 0]/4 + 1[z > 0]"] in blocks
+    assert ["(layer 2):", "g′(z) = 2·1[z > 1]"] in blocks

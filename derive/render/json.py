@@ -2,7 +2,9 @@
 
 Component symbols keep their fixed names (x_1, W1_2_1, yhat_1, ...), whatever the display notation.
 Compact forms are SymPy matrix expressions over the blocks listed under "blocks"; read one back with
-`sympify(text, locals={name: MatrixSymbol(name, *shape)})`.
+`sympify(text, locals={name: MatrixSymbol(name, *shape)})`. Every displayed formula comes with the
+check that proved it ("check": {"method", "passed", "detail"}); `derive.checks.METHODS` says what
+each method means, and "methods" repeats it.
 """
 
 from __future__ import annotations
@@ -11,18 +13,31 @@ import json
 from typing import Any
 
 import sympy as sp
+from sympy.printing.str import StrPrinter
 
-from derive.chain import Chain
+from derive.chain import Chain, Step
+from derive.checks import DEFINITION, METHODS
 from derive.derivation import Derivation
 from derive.example import WorkedExample
 
 
+class _Printer(StrPrinter):
+    """SymPy's str, but an identity matrix reads back as one (sstr writes I, the imaginary unit)."""
+
+    def _print_Identity(self, e: sp.Identity) -> str:
+        return f"Identity({e.rows})"
+
+
 def expr(e: sp.Basic) -> str:
-    return sp.sstr(e, order="none")
+    return _Printer({"order": "none"}).doprint(e)
 
 
 def matrix(m: sp.MatrixBase) -> list[list[str]]:
     return [[expr(m[i, j]) for j in range(m.cols)] for i in range(m.rows)]
+
+
+def _value(rhs: sp.Basic) -> str | list[list[str]]:
+    return matrix(rhs) if isinstance(rhs, sp.MatrixBase) else expr(rhs)
 
 
 def _block(d: Derivation, name: str, symbol: sp.MatrixSymbol, with_value: bool) -> dict[str, Any]:
@@ -32,33 +47,71 @@ def _block(d: Derivation, name: str, symbol: sp.MatrixSymbol, with_value: bool) 
     return out
 
 
-def _steps(chain: Chain) -> list[dict[str, Any]]:
-    return [{"rule": s.rule, "verified": s.verified, "lhs": expr(s.lhs), "rhs": expr(s.rhs)} for s in chain.steps]
+def _step(s: Step) -> dict[str, Any]:
+    return {"rule": s.rule, "verified": s.verified, "lhs": expr(s.lhs), "rhs": _value(s.rhs), "check": s.check.to_dict()}
+
+
+def _chain(d: Derivation, c: Chain, **head: Any) -> dict[str, Any]:
+    explicit = d.explicit[c.target]
+    return {**head, "shape": list(explicit.shape), "chain": list(c.full_chain), "local_chain": list(c.factors),
+            "explicit": matrix(explicit), "compact": expr(c.compact) if c.compact is not None else None,
+            "steps": [_step(s) for s in c.steps]}
+
+
+def _teaching(d: Derivation) -> dict[str, Any]:
+    t = d.teaching
+    out: dict[str, Any] = {"focus_layer": t.focus}
+    if t.index is not None:
+        steps = [*t.index.steps, *((t.index.output,) if t.index.output else ())]
+        out["index"] = [{"name": s.name, "lhs": expr(s.lhs), "forms": [expr(f) for f in s.forms],
+                         "check": s.check.to_dict()} for s in steps]
+    if t.recursion is not None:
+        out["recursion"] = {"template_layer": t.recursion.template, "lhs": expr(t.recursion.step.lhs),
+                            "rhs": expr(t.recursion.step.rhs), "check": t.recursion.check.to_dict()}
+    if t.paths is not None:
+        out["sum_over_paths"] = {"layer": t.paths.layer, "unit": t.paths.unit,
+                                 "steps": [_step(t.paths.terms), _step(t.paths.value)]}
+    if t.unit is not None:
+        out["scalar_unit"] = {"layer": t.unit.layer, "unit": t.unit.unit, "steps": [_step(s) for s in t.unit.steps]}
+    if t.weight_column is not None:
+        wc = t.weight_column
+        out["weight_column"] = {"layer": wc.layer, "weight": wc.weight.name,
+                                "steps": [_step(wc.column), _step(wc.gradient)]}
+    out["dependencies"] = [{"jacobian": dep.jacobian, "zero": [list(row) for row in dep.zero],
+                            "check": dep.check.to_dict()} for dep in t.dependencies]
+    out["derivatives"] = [{"layers": list(i.layers), "steps": [_step(i.derivative)] +
+                           ([_step(i.output_form)] if i.output_form else [])} for i in t.derivatives]
+    out["summary"] = [{"quantity": r.chain.target, "lhs": expr(r.chain.lhs), "compact": expr(r.chain.compact),
+                       "chain": list(r.chain.full_chain), "check": r.check.to_dict()} for r in t.summary]
+    return out
 
 
 def to_data(d: Derivation) -> dict[str, Any]:
     auxiliary = {"gL", *(f"dact{layer.index}" for layer in d.network.layers)}
     data: dict[str, Any] = {
         "spec": d.spec.to_dict(),
-        "forward": [{"lhs": expr(eq.lhs), "rhs": expr(eq.rhs)} for eq in d.forward],
-        "loss": {"lhs": "L", "rhs": expr(d.loss.rhs)},
+        "forward": [{"lhs": expr(eq.lhs), "rhs": expr(eq.rhs), "check": eq.check.to_dict()} for eq in d.forward],
+        "loss": {"lhs": "L", "rhs": expr(d.loss.rhs), "check": DEFINITION.to_dict()},
         # Compact forms are matrix expressions over these blocks; σ′ and ∂L/∂ŷ come with their entries.
         "blocks": {name: _block(d, name, symbol, name in auxiliary) for name, symbol in d.blocks.symbols.items()},
         "jacobians": [
             {"of": j.of, "wrt": j.wrt, "shape": list(j.matrix.shape), "structure": j.structure,
-             "block": expr(j.block), "matrix": matrix(j.matrix)}
+             "block": expr(j.block), "matrix": matrix(j.matrix),
+             "check": {"method": "differentiation", "passed": True}}
             for j in d.local_jacobians
         ],
-        "deltas": [
-            {"layer": int(c.target.removeprefix("delta")), "shape": list(c.explicit.shape), "chain": list(c.factors),
-             "explicit": matrix(c.explicit), "compact": expr(c.compact), "steps": _steps(c)}
-            for c in d.deltas
-        ],
-        "gradients": [
-            {"param": c.target, "shape": list(c.explicit.shape), "chain": list(c.factors),
-             "explicit": matrix(c.explicit), "compact": expr(c.compact), "steps": _steps(c)}
-            for c in d.gradients
-        ],
+        # The backward pass in the order it is derived: per layer from the output, the gradient the
+        # layer receives, its δ, then its parameters'.
+        "order": [c.target for c in d.chains],
+        "loss_gradient": {"steps": [_step(s) for s in d.loss_gradient.steps],
+                          "compact": expr(d.loss_gradient.compact) if d.loss_gradient.compact is not None else None,
+                          "explicit": matrix(d.explicit["gL"])},
+        "upstream": [_chain(d, c, layer=c.layer) for c in d.upstreams],
+        "deltas": [_chain(d, c, layer=c.layer) for c in d.deltas],
+        "gradients": [_chain(d, c, param=c.target) for c in d.gradients],
+        "teaching": _teaching(d),
+        "methods": METHODS,
+        "warnings": [d.domain.text(", ".join(s.name for s in d.network.yhat))] if d.domain else [],
         "verified": d.verified,
     }
     if d.example is not None:
@@ -67,7 +120,12 @@ def to_data(d: Derivation) -> dict[str, Any]:
 
 
 def _quantities(items) -> dict[str, Any]:
-    return {q.name: {"exact": matrix(q.exact), "decimal": q.decimal} for q in items}
+    out = {}
+    for q in items:
+        out[q.name] = {"exact": matrix(q.exact), "decimal": q.decimal}
+        if q.check is not None:
+            out[q.name]["check"] = q.check.to_dict()
+    return out
 
 
 def example_data(ex: WorkedExample) -> dict[str, Any]:
@@ -76,9 +134,15 @@ def example_data(ex: WorkedExample) -> dict[str, Any]:
         "inputs": _quantities(ex.inputs),
         "forward": _quantities(ex.forward),
         "loss": {"exact": expr(ex.loss), "decimal": float(sp.N(ex.loss, 17))},
+        "backward": [{"layer": layer.layer, "quantities": [q.name for q in layer.quantities]}
+                     for layer in ex.backward],
         "jacobians": _quantities(ex.jacobians),
+        "upstream": _quantities(ex.upstreams),
         "deltas": _quantities(ex.deltas),
         "gradients": _quantities(ex.gradients),
+        "kinks": [{"layer": k.layer, "unit": k.unit, "value": expr(k.value), "derivative": expr(k.derivative)}
+                  for k in ex.kinks],
+        "decimal_from": ex.decimal_from,
         "agrees": ex.agrees,
     }
 

@@ -6,7 +6,6 @@ places the nodes of the network diagram, escapes user text, and runs pdflatex re
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
 import shutil
@@ -22,7 +21,7 @@ from derive.derivation import Derivation, derive
 from derive.errors import DeriveError
 from derive.files import write_atomically
 from derive.render.environment import latex_environment
-from derive.render.printers import NotationLatexPrinter
+from derive.render.printers import NotationLatexPrinter, eliding
 from derive.render.view import Printers, build_view, display_for, picked
 from derive.spec import NetworkSpec
 
@@ -125,11 +124,13 @@ def latex_matrix(m: sp.MatrixBase, printer: NotationLatexPrinter, max_side: int 
     """A bmatrix with ⋯ ⋮ ⋱ beyond `max_side`, or, when entries are long, a list of the entries that
     are not 0 and a count of those that are."""
     rows, cols = picked(m.rows, max_side), picked(m.cols, max_side)
-    cells = {(i, j): printer.doprint(m[i, j]) for i in rows if i is not None for j in cols if j is not None}
+    with eliding(printer):
+        cells = {(i, j): printer.doprint(m[i, j]) for i in rows if i is not None for j in cols if j is not None}
     elided = m.rows > max_side or m.cols > max_side
     widest_row = max(sum(visible_length(cells[(i, j)]) + 2 for j in cols if j is not None)
                      for i in rows if i is not None)
-    if max(visible_length(c) for c in cells.values()) <= MAX_CELL and widest_row <= MAX_ROW:
+    cell_limit = MAX_ROW if m.cols == 1 else MAX_CELL  # a column holds wider entries than a grid
+    if max(visible_length(c) for c in cells.values()) <= cell_limit and widest_row <= MAX_ROW:
         lines = []
         for i in rows:
             parts = []
@@ -139,8 +140,11 @@ def latex_matrix(m: sp.MatrixBase, printer: NotationLatexPrinter, max_side: int 
                 else:
                     parts.append(r"\cdots" if j is None else cells[(i, j)])
             lines.append(" & ".join(parts))
-        return {"grid": r"\begin{bmatrix}" + r" \\ ".join(lines) + r"\end{bmatrix}", "entries": [],
-                "elided": elided, "zeros": 0}
+        grid = r"\begin{bmatrix}" + r" \\ ".join(lines) + r"\end{bmatrix}"
+        if any(r"\frac" in c for c in cells.values()):  # fractions at full size, rows spaced to hold them
+            grid = r"{\renewcommand{\arraystretch}{1.5}" + grid.replace(" & ", r" & \displaystyle ").replace(
+                r"\begin{bmatrix}", r"\begin{bmatrix}\displaystyle ").replace(r" \\ ", r" \\ \displaystyle ") + "}"
+        return {"grid": grid, "entries": [], "elided": elided, "zeros": 0}
     entries, zeros = [], 0
     for i in rows:
         for j in cols:
@@ -211,12 +215,40 @@ def diagram(d: Derivation, latex: NotationLatexPrinter) -> dict[str, Any]:
     return {"layers": layers, "edges": edges, "weights": weights}
 
 
+def _escape_lines(node: Any) -> None:
+    """Every line's rule and reason, and every Jacobian's note, made safe for TeX (they are prose)."""
+    if isinstance(node, dict):
+        if "check" in node and "rule" in node:
+            node["reason_tex"] = escape_tex(node["reason"]) if node.get("reason") else ""
+            node["rule_tex"] = escape_tex(node["rule"][:1].upper() + node["rule"][1:]) if node.get("rule") else ""
+        if node.get("kind") == "jacobian":
+            reason = node["reason"]
+            node["reason_tex"] = escape_tex(reason[:1].upper() + reason[1:]) if reason else ""
+            node["structure_tex"] = escape_tex(node["structure_text"])
+        for value in node.values():
+            _escape_lines(value)
+    elif isinstance(node, list):
+        for value in node:
+            _escape_lines(value)
+
+
+def _entry(printer: NotationLatexPrinter, e: sp.Basic) -> str:
+    with eliding(printer):
+        return printer.doprint(e)
+
+
 def handout_view(d: Derivation, max_side: int = MAX_SIDE) -> dict[str, Any]:
+    from derive.render.view import _generic_display
+
     display = display_for(d)
     printer = NotationLatexPrinter(display)
+    inline = NotationLatexPrinter(display)
+    inline.inline_partials = True
     p = Printers(printer.doprint, lambda m: latex_matrix(m, printer, max_side), display, latex=True,
-                 max_side=max_side)
-    view = build_view(d, p)
+                 max_side=max_side, fits=lambda m: bool(latex_matrix(m, printer, max_side)["grid"]),
+                 inline=lambda m: latex_matrix(m, inline, max_side), entry=lambda e: _entry(printer, e))
+    view = build_view(d, p, lambda disp: NotationLatexPrinter(disp).doprint)
+    _escape_lines(view)
     view["title_tex"] = escape_tex(d.spec.title or d.spec.name)
     view["name_tex"] = escape_tex(d.spec.name)
     view["description_tex"] = escape_tex(d.spec.description)
@@ -228,15 +260,21 @@ def handout_view(d: Derivation, max_side: int = MAX_SIDE) -> dict[str, Any]:
     # A formula of the user's is displayed after the sentence, where it may be as long as it likes.
     view["custom_formulas"] = list(dict.fromkeys(layer["activation"] for layer in view["layers"] if layer["custom"]))
     view["diagram"] = diagram(d, printer)
-    view["recursion"] = _recursion(d)
-    for step_list in (view["deltas"], view["gradients"]):
-        for item in step_list:
-            for s in item["steps"]:
-                s["reason_tex"] = escape_tex(s["reason"])
-            item["factor_lines"] = [item["factors"][k:k + 4] for k in range(0, len(item["factors"]), 4)]
-    for j in view["jacobians"]:
-        j["reason_tex"] = escape_tex(j["reason"][:1].upper() + j["reason"][1:])  # a sentence of its own
-        j["structure_tex"] = escape_tex(j["structure_text"])
+    small = len(view["forward"]) <= 4 and len(view["forward"][0]["z_components"]) <= 4
+    # z and h of each unit side by side: z⁽ˡ⁾ᵢ = … & h⁽ˡ⁾ᵢ = σ(z⁽ˡ⁾ᵢ)
+    view["components"] = [pair for f in view["forward"] for pair in zip(f["z_components"], f["h_components"])] \
+        if small else []
+    view["delta_name"] = _generic_display(d).block("delta1", latex=True)
+    for m in view["legend"]:
+        m["text_tex"] = escape_tex(m["text"])
+    if view["index"]:
+        sizes = sorted({s["check"]["detail"].removeprefix("at sizes ") for s in view["index"]["steps"]
+                        if s["check"]["detail"].startswith("at sizes ")})
+        view["index"]["sizes_tex"] = "widths " + escape_tex(", ".join(sizes))
+    view["kinks"] = view["example"]["kinks"] if view["example"] else []
+    view["warnings_tex"] = [escape_tex(w) for w in view["warnings"]]
+    if view["example"] and d.example.decimal_from:
+        view["example"]["previous"] = display.label(d.example.decimal_from - 1) if d.example.decimal_from > 1 else "0"
     return view
 
 
@@ -248,22 +286,6 @@ def _layer_sentence(layers: list[dict[str, Any]]) -> str:
         act = f"activation ${layer['function']}$" if layer["custom"] else rf"activation \texttt{{{escape_tex(act)}}}"
         parts.append(f"a layer of {units} with {act}" + ("" if layer["bias"] else " and no bias"))
     return ", then ".join(parts)
-
-
-def _recursion(d: Derivation) -> str | None:
-    """δ⁽¹⁾'s step with its layer numbers written l and l+1: the recursion for any depth. Its rules
-    hold for any width and layer; a different activation per layer is written σ_l."""
-    net = d.network
-    hidden_steps = {d.delta(l).steps[-1].rule for l in range(1, net.depth)}
-    if net.depth < 2 or hidden_steps != {"diagonal to Hadamard"}:
-        return None  # the hidden layers do not all take the same step
-    display = display_for(d)
-    hidden = set(display.functions[: net.depth - 1])
-    functions = display.functions if len(hidden) == 1 else ("σ_l", *display.functions[1:])
-    general = dataclasses.replace(display, functions=functions, labels=((1, "l"), (2, "l+1")))
-    printer = NotationLatexPrinter(general)
-    delta = d.delta(1)
-    return f"{printer.doprint(delta.lhs)} = {printer.doprint(delta.compact)}"
 
 
 # ------------------------------------------------------------------------------------------------

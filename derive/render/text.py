@@ -6,7 +6,7 @@ import sympy as sp
 
 from derive.derivation import Derivation
 from derive.render.environment import text_environment
-from derive.render.printers import TextPrinter
+from derive.render.printers import TextPrinter, eliding
 from derive.render.view import Printers, build_view, display_for, picked
 
 MAX_SIDE = 6       # rows or columns shown before eliding with ⋮ / ⋯
@@ -18,9 +18,17 @@ def _cut(text: str) -> str:
     return text if len(text) <= MAX_ENTRY else text[:MAX_ENTRY] + f" … ({len(text) - MAX_ENTRY} more characters)"
 
 
+def grid_fits(m: sp.MatrixBase, printer: TextPrinter, max_side: int = MAX_SIDE) -> bool:
+    rows, cols = picked(m.rows, max_side), picked(m.cols, max_side)
+    with eliding(printer):
+        return all(len(_cut(printer.doprint(m[i, j]))) <= MAX_CELL for i in rows if i is not None
+                   for j in cols if j is not None)
+
+
 def text_matrix(m: sp.MatrixBase, printer: TextPrinter, max_side: int = MAX_SIDE) -> list[str]:
     rows, cols = picked(m.rows, max_side), picked(m.cols, max_side)
-    cells = {(i, j): _cut(printer.doprint(m[i, j])) for i in rows if i is not None for j in cols if j is not None}
+    with eliding(printer):
+        cells = {(i, j): _cut(printer.doprint(m[i, j])) for i in rows if i is not None for j in cols if j is not None}
     if any(len(c) > MAX_CELL for c in cells.values()):
         # One entry per line; zeros (a diagonal's 12 of 16, say) are left out and counted at the end.
         lines = []
@@ -57,10 +65,16 @@ def text_matrix(m: sp.MatrixBase, printer: TextPrinter, max_side: int = MAX_SIDE
     return [f"{left} {row} {right}" for (left, right), row in zip(brackets, grid)]
 
 
+def _entry(printer: TextPrinter, e: sp.Basic) -> str:
+    with eliding(printer):
+        return printer.doprint(e)
+
+
 def render_text(derivation: Derivation, max_side: int = MAX_SIDE) -> str:
     display = display_for(derivation)
     printer = TextPrinter(display)
     printers = Printers(printer.doprint, lambda m: text_matrix(m, printer, max_side), display, latex=False,
-                        max_side=max_side)
-    view = build_view(derivation, printers)
+                        max_side=max_side, fits=lambda m: grid_fits(m, printer, max_side),
+                        entry=lambda e: _entry(printer, e))
+    view = build_view(derivation, printers, lambda display: TextPrinter(display).doprint)
     return text_environment().get_template("derivation.txt.j2").render(**view)

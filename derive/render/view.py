@@ -2,10 +2,17 @@
 
 Only printing happens here: every expression comes finished from the Derivation, and a printer (text
 or LaTeX) writes it in the spec's notation. Matrices are laid out by the caller's `matrix` function.
+Every formula the view carries is one of the derivation's, with the check that proved it: a line is
+a dict with "lhs" and "check" ("passed", "method").
+
+The backward pass is laid out as the seeds teach it: for each layer from the output down, the
+gradient it receives (∂L/∂ŷ or ∂L/∂h⁽ˡ⁾, with the Jacobian that brings it), then δ⁽ˡ⁾ (with the
+activation's Jacobian), then ∂L/∂W⁽ˡ⁾ and ∂L/∂b⁽ˡ⁾; each rule's reason is given at its first use.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -14,7 +21,8 @@ import sympy as sp
 
 from derive import naming
 from derive.activations import H, Z
-from derive.chain import Chain
+from derive.chain import Chain, Step
+from derive.checks import DEFINITION, METHODS, Check
 from derive.derivation import Derivation
 from derive.naming import Display, function_names
 
@@ -47,7 +55,7 @@ def display_for(derivation: Derivation) -> Display:
     n = derivation.spec.notation
     taken = {n.input, n.pre, n.post, n.target, n.weight, n.bias, n.loss, "g" if n.backward == "g" else ""}
     functions = function_names([layer.activation for layer in derivation.network.layers], taken)
-    return Display(n, derivation.network.depth, functions)
+    return Display(n, derivation.network.depth, functions, convention=derivation.spec.convention)
 
 
 @dataclass(frozen=True)
@@ -57,6 +65,9 @@ class Printers:
     display: Display
     latex: bool
     max_side: int = 6
+    fits: Callable[[sp.MatrixBase], bool] = lambda m: True  # laid out as a grid, not entry by entry
+    inline: Callable[[sp.MatrixBase], Any] | None = None    # the same layout, ∂a/∂b written with a slash
+    entry: Callable[[sp.Basic], str] | None = None          # one entry, a long sum shortened
 
 
 def spoken_list(items: list[str]) -> str:
@@ -64,95 +75,278 @@ def spoken_list(items: list[str]) -> str:
     return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
 
 
-def derivatives_view(layers: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Each activation derivative once, with the layers it belongs to (a sigmoid in every layer is one line)."""
-    groups: dict[tuple[str, str, str, str], list[str]] = {}
-    for layer in layers:
-        if layer["derivative"]:
-            key = (layer["prime"], layer["output_of"], layer["derivative"], layer["output_form"])
-            groups.setdefault(key, []).append(layer["index"])
-    return [{"prime": prime, "output_of": output_of, "derivative": derivative, "output_form": output_form,
-             "layers": f"layer{'s' if len(indices) > 1 else ''} {spoken_list(indices)}"}
-            for (prime, output_of, derivative, output_form), indices in groups.items()]
-
-
 def _shape(m: sp.MatrixBase | tuple[int, ...]) -> str:
     rows, cols = m.shape if hasattr(m, "shape") else m
     return f"{rows}×{cols}"
 
 
-def chain_view(chain: Chain, p: Printers, jac_names: dict[str, str], d: Derivation) -> dict[str, Any]:
-    # A δ that starts a chain enters as the row it is in the product (δᵀ under the column convention).
-    factors = [jac_names[f] if f in jac_names else p.expr(d.blocks.as_row(d.blocks[f])) for f in chain.factors]
-    layer = int(chain.target.removeprefix("delta")) if chain.target.startswith("delta") else int(chain.target[1:])
+def check_view(check: Check) -> dict[str, Any]:
+    return {"passed": check.passed, "method": check.method, "detail": check.detail}
+
+
+class _Builder:
+    """Lines in display order; a rule's reason goes with its first use only."""
+
+    def __init__(self, d: Derivation, p: Printers) -> None:
+        self.d, self.p = d, p
+        self.seen: set[str] = set()
+        self.methods: dict[str, None] = {}
+        self.jac_names = {j.name: p.display.jacobian(j.of, j.wrt, p.latex) for j in d.local_jacobians}
+
+    def reason(self, rule: str, text: str) -> str:
+        if rule in self.seen:
+            return ""
+        self.seen.add(rule)
+        return text
+
+    def value(self, rhs: sp.Basic) -> dict[str, Any]:
+        """An explicit matrix laid out, a 1×1 one as a scalar, anything else printed."""
+        if isinstance(rhs, sp.MatrixBase):
+            if rhs.shape == (1, 1):
+                return {"rhs": self.p.expr(rhs[0, 0]), "matrix": None, "shape": "1×1"}
+            return {"rhs": None, "matrix": self.p.matrix(rhs), "shape": _shape(rhs)}
+        return {"rhs": self.p.expr(rhs), "matrix": None, "shape": _shape(rhs) if hasattr(rhs, "shape") else ""}
+
+    def line(self, lhs: sp.Basic | str, rhs: sp.Basic, check: Check, rule: str = "", reason: str = "",
+             chain: str = "") -> dict[str, Any]:
+        self.methods[check.method] = None
+        if (isinstance(rhs, sp.MatrixBase) and rhs.rows == 1 and rhs.cols > 1 and not chain
+                and isinstance(lhs, sp.MatrixExpr) and not self.p.fits(rhs) and self.p.fits(rhs.T)):
+            lhs, rhs = lhs.T, rhs.T  # a row too wide for the line, written as the column it transposes
+        return {"lhs": lhs if isinstance(lhs, str) else self.p.expr(lhs), "chain": chain, **self.value(rhs),
+                "rule": rule, "reason": self.reason(rule, reason) if rule else "", "check": check_view(check)}
+
+    def step(self, s: Step, chain: str = "") -> dict[str, Any]:
+        return self.line(s.lhs, s.rhs, s.check, s.rule, s.reason, chain)
+
+    def factor(self, name: str) -> str:
+        if name in self.jac_names:
+            return self.jac_names[name]
+        return self.p.expr(self.d.blocks.as_row(self.d.blocks[name]))
+
+    def chain_item(self, title: str, c: Chain, show_row: bool = True, **extra: Any) -> dict[str, Any]:
+        """A chain's lines, with what it results in (for the questions of an exercise sheet)."""
+        final = c.final or c.steps[-1]
+        shape = final.rhs.shape if hasattr(final.rhs, "shape") else final.lhs.shape
+        return {"kind": "lines", "title": title, "lines": self.chain_lines(c, show_row), **extra,
+                "result": {"name": self.p.expr(final.lhs), "shape": _shape(shape)}}
+
+    def chain_lines(self, c: Chain, show_row: bool = True) -> list[dict[str, Any]]:
+        """The chain's steps; the first one also shows the product of factor names it starts from."""
+        names = " ".join(self.factor(f) for f in c.factors) if c.factors else ""
+        if names and not self.p.latex:
+            names = " · ".join(self.factor(f) for f in c.factors)
+        out = []
+        for k, s in enumerate(c.steps):
+            if s.rule == "multiplied out" and c.kind == "weight" and not show_row:
+                continue  # the flattened row: shown once, at the focus layer
+            if s.rule == "regrouped" and not show_row:  # the row not shown: its entries, in W's places
+                s = dataclasses.replace(s, rule="multiplied out, regrouped")
+            out.append(self.step(s, names if k == 0 else ""))
+        return out
+
+    def jacobian(self, name: str, dependency=None) -> dict[str, Any]:
+        j = next(j for j in self.d.local_jacobians if j.name == name)
+        check = Check("differentiation", True, "its structure read off by comparing the matrix with the block form")
+        self.methods[check.method] = None
+        item = {"kind": "jacobian", "name": self.jac_names[name], "of": j.of, "wrt": j.wrt,
+                "block": "" if j.structure == "row" else self.p.expr(j.block),
+                "shape": _shape(j.matrix), "structure": j.structure, "structure_text": STRUCTURE_TEXT[j.structure],
+                "matrix": self.value(j.matrix), "reason": j.reason, "check": check_view(check), "dependency": None}
+        if dependency is not None:
+            self.methods[dependency.check.method] = None
+            partials = dependency.partials
+            shown = {"rhs": None, "matrix": self.p.inline(partials), "shape": _shape(partials)} if self.p.inline \
+                else self.value(partials)
+            item["dependency"] = {"partials": shown, "check": check_view(dependency.check),
+                                  "lhs": item["name"], "zeros": sum(row.count(True) for row in dependency.zero),
+                                  "entries": partials.rows * partials.cols}
+        return item
+
+
+def _derivative_item(b: _Builder, identity, d: Derivation) -> dict[str, Any]:
+    p, disp = b.p, b.p.display
+    l = identity.layers[0]
+    function = disp.function(l, p.latex)
+    tick = "'" if p.latex else "′"
     return {
-        "target": chain.target,
-        "heading": f"layer {p.display.label(layer)}" if chain.target.startswith("delta")
-        else p.display.block(chain.target, p.latex),
-        "lhs": p.expr(chain.lhs),
-        "chain_lhs": p.expr(chain.steps[0].lhs),
-        "factors": factors,
-        "explicit": p.matrix(chain.explicit),
-        "shape": _shape(chain.explicit),
-        "compact": p.expr(chain.compact),
-        "elided": max(chain.explicit.shape) > p.max_side,
-        "general": p.expr(chain.general_entry),
-        "general_lhs": _general_lhs(chain, p),
-        "verified": chain.verified,
-        "steps": [
-            {"rule": s.rule, "reason": s.reason, "lhs": p.expr(s.lhs), "rhs": p.expr(s.rhs),
-             "verified": s.verified}
-            for s in chain.steps
-        ],
+        "kind": "derivative",
+        "prime": f"{function}{tick}({p.expr(Z)})",
+        "derivative": b.line(f"{function}{tick}({p.expr(Z)})", identity.derivative.rhs, identity.derivative.check),
+        "output_form": b.line(f"{function}{tick}({p.expr(Z)})", identity.output_form.rhs, identity.output_form.check)
+        if identity.output_form else None,
+        "output_of": f"{p.expr(H)} = {function}({p.expr(Z)})",
+        "layers": f"layer{'s' if len(identity.layers) > 1 else ''} {spoken_list([disp.label(x) for x in identity.layers])}",
     }
 
 
-def _decimal(m: sp.MatrixBase) -> sp.ImmutableMatrix:
-    """The decimals of an exact matrix, for display: a 6-significant-digit Float of each entry."""
-    return sp.ImmutableMatrix(m.rows, m.cols, lambda i, j: sp.Float(sp.N(m[i, j], 6), 6))
+def backward_view(d: Derivation, b: _Builder) -> list[dict[str, Any]]:
+    t = d.teaching
+    p, disp = b.p, b.p.display
+    show = d.spec.display
+    deps = {dep.jacobian: dep for dep in t.dependencies}
+    derivatives_left = {ident.layers[0]: ident for ident in t.derivatives}
+    shown_functions: set[int] = set()
+    sections = []
+    for lb in d.backward:
+        l = lb.layer
+        jac = d.jacobians
+        items: list[dict[str, Any]] = []
+        if l == d.network.depth:
+            items.append(b.chain_item("loss", lb.upstream))
+        else:
+            items.append(b.jacobian(jac.inputs[l + 1].name))
+            if t.paths is not None and t.paths.layer == l:
+                pv = t.paths
+                layer = d.network.layers[l - 1]
+                items.append({"kind": "paths", "unit": p.expr(layer.h[pv.unit - 1]),
+                              "next": p.expr(d.blocks[f"z{l + 1}"]), "paths": pv.paths,
+                              "lines": [b.step(pv.terms), b.step(pv.value)]})
+            items.append(b.chain_item("upstream", lb.upstream))
+        act = jac.activation[l]
+        for first, ident in list(derivatives_left.items()):
+            if l in ident.layers and not (set(ident.layers) & shown_functions):
+                items.append(_derivative_item(b, ident, d))
+                shown_functions |= set(ident.layers)
+                del derivatives_left[first]
+        items.append(b.jacobian(act.name, deps.get(act.name) if t.focus == l else None))
+        if t.unit is not None and t.unit.layer == l:
+            items.append({"kind": "unit", "unit": str(t.unit.unit), "lines": [b.step(s) for s in t.unit.steps]})
+        items.append(b.chain_item("delta", lb.delta))
+        wjac = jac.weights[l]
+        items.append(b.jacobian(wjac.name, deps.get(wjac.name) if t.focus == l else None))
+        if t.weight_column is not None and t.weight_column.layer == l:
+            wc = t.weight_column
+            items.append({"kind": "column", "weight": p.expr(wc.weight),
+                          "lines": [b.step(wc.column), b.step(wc.gradient)]})
+        items.append(b.chain_item("weight", lb.weight, show_row=show.flattened_row and t.focus == l))
+        if lb.bias is not None:
+            items.append(b.chain_item("bias", lb.bias, bias_jacobian=b.jac_names[jac.biases[l].name]))
+        heading = f"layer {disp.label(l)}" + (" (output)" if l == d.network.depth else "")
+        sections.append({"layer": disp.label(l), "heading": heading, "output": l == d.network.depth,
+                         "items": items})
+    return sections
 
 
-def example_view(d: Derivation, p: Printers, jac_names: dict[str, str]) -> dict[str, Any] | None:
+def _generic_display(d: Derivation) -> Display:
+    """Layer 1 read as a generic layer l: labels l − 1, l, l + 1; one function for every hidden layer, or σ_l."""
+    display = display_for(d)
+    hidden = set(display.functions[: d.network.depth - 1]) or {display.functions[0]}
+    function = hidden.pop() if len(hidden) == 1 else "σ_l"
+    return dataclasses.replace(display, functions=(function, function), depth=99,
+                               labels=((0, "l−1"), (1, "l"), (2, "l+1")))
+
+
+def _output_display(d: Derivation) -> Display:
+    display = display_for(d)
+    label = d.spec.notation.output_layer or "L"
+    return dataclasses.replace(display, functions=(display.functions[-1],), depth=1, labels=((1, label),))
+
+
+def index_view(d: Derivation, p: Printers, make_printer: Callable[[Display], Callable[[sp.Basic], str]],
+               b: _Builder) -> dict[str, Any] | None:
+    forms = d.teaching.index
+    if forms is None:
+        return None
+    generic = make_printer(_generic_display(d))
+    steps = []
+    for s in forms.steps:
+        b.methods[s.check.method] = None
+        lhs = generic(s.lhs)
+        steps.append({"name": s.name, "lhs": lhs, "forms": [f for f in map(generic, s.forms) if f != lhs],
+                      "check": check_view(s.check)})
+    output = None
+    if forms.output is not None:
+        out = make_printer(_output_display(d))
+        b.methods[forms.output.check.method] = None
+        lhs = out(forms.output.lhs)
+        output = {"name": "output", "lhs": lhs, "forms": [f for f in map(out, forms.output.forms) if f != lhs],
+                  "check": check_view(forms.output.check)}
+    widths = _generic_display(d)
+    return {"steps": steps, "output": output, "widths": [widths.width(k, p.latex) for k in range(3)],
+            "input": widths.block("h0", p.latex), "x": disp_x(d, p)}
+
+
+def disp_x(d: Derivation, p: Printers) -> str:
+    return p.display.block("x", p.latex)
+
+
+def recursion_view(d: Derivation, make_printer, b: _Builder) -> dict[str, Any] | None:
+    r = d.teaching.recursion
+    if r is None:
+        return None
+    generic = make_printer(dataclasses.replace(_generic_display(d), depth=d.network.depth))
+    b.methods[r.check.method] = None
+    return {"lhs": generic(r.step.lhs), "rhs": generic(r.step.rhs), "check": check_view(r.check)}
+
+
+def example_view(d: Derivation, b: _Builder) -> dict[str, Any] | None:
     ex = d.example
     if ex is None:
         return None
+    p = b.p
 
-    def items(quantities, gradients=False):
-        out = []
-        for q in quantities:
-            block = naming.gradient_block(q.name) if gradients else q.name
-            name = jac_names.get(q.name) or p.display.block(block, p.latex)
-            exact_is_decimal = all(e.is_Rational for e in q.exact)
-            out.append({"name": name, "exact": p.matrix(q.exact), "shape": _shape(q.exact),
-                        "decimal": None if exact_is_decimal else p.matrix(_decimal(q.exact))})
+    def item(q):
+        if "/" in q.name:
+            name = b.jac_names[q.name]
+        elif q.name.startswith(("W", "b")) and q.check is not None:
+            name = p.display.block(naming.gradient_block(q.name), p.latex)
+        elif q.name == naming.LOSS_GRADIENT:  # the row of the loss's Jacobian
+            name = p.expr(b.d.blocks.as_row(b.d.blocks[q.name]))
+        else:
+            name = p.expr(b.d.blocks[q.name]) if q.name in b.d.blocks.symbols else q.name
+        exact = q.exact
+        decimal = None
+        if q.is_exact and not all(e.is_Rational for e in exact):
+            decimal = b.value(sp.ImmutableMatrix(exact.rows, exact.cols,
+                                                 lambda i, j: sp.Float(sp.N(exact[i, j], 6), 6)))
+        # An exact entry longer than a short formula is given by its decimals alone (the JSON has it exact).
+        long = decimal is not None and max(len(p.expr(e)) for e in exact) > (90 if p.latex else 40)
+        structure = next((j.structure for j in d.local_jacobians if j.name == q.name), "")
+        out = {"lhs": name, "name": name, "exact": decimal if long else b.value(exact), "shape": _shape(exact),
+               # a Jacobian that is W itself, or the layer's input repeated, brings no new number
+               "repeats": structure in ("dense", "flattened-weight", "identity"),
+               "decimal": None if long else decimal, "approximate": long,
+               "check": check_view(q.check or DEFINITION)}
         return out
 
+    layers = [{"heading": f"layer {p.display.label(layer.layer)}", "quantities": [item(q) for q in layer.quantities]}
+              for layer in ex.backward]
+    kinks = [{"z": p.expr(d.network.layers[k.layer - 1].z[k.unit - 1]), "value": p.expr(k.value),
+              "derivative": p.expr(k.derivative), "function": p.display.function(k.layer, p.latex),
+              "prime": p.display.derivative(k.layer, p.expr(k.value), p.latex)} for k in ex.kinks]
+    b.methods["numbers"] = None
     return {
         "label": ex.label,
-        "inputs": items(ex.inputs),
-        "forward": items(ex.forward),
+        "inputs": [item(q) for q in ex.inputs],
+        "forward": [item(q) for q in ex.forward],
         "loss": p.expr(ex.loss),
         "loss_decimal": f"{float(sp.N(ex.loss, 17)):.6g}",
-        "jacobians": items(ex.jacobians),
-        "deltas": items(ex.deltas),
-        "gradients": items(ex.gradients, gradients=True),
+        "backward": layers,
         "agrees": ex.agrees,
+        "kinks": kinks,
+        "decimal_from": p.display.label(ex.decimal_from) if ex.decimal_from else None,
     }
 
 
-def _general_lhs(chain: Chain, p: Printers) -> str:
-    rows, cols = chain.compact.shape
-    idx = "ij" if rows > 1 and cols > 1 else "i" if rows > 1 else "j" if cols > 1 else "1"
-    lhs = p.expr(chain.lhs)
-    return rf"\left[{lhs}\right]_{{{idx}}}" if p.latex else f"[{lhs}]_{idx}"
+def summary_view(d: Derivation, b: _Builder) -> list[dict[str, Any]]:
+    rows = []
+    for row in d.teaching.summary:
+        c = row.chain
+        b.methods[row.check.method] = None
+        names = {j.name: b.p.display.jacobian(j.of, j.wrt, b.p.latex, inline=True) for j in d.local_jacobians}
+        chain = (r" \cdot " if b.p.latex else " · ").join(names[f] for f in c.full_chain)
+        rows.append({"lhs": b.p.expr(c.lhs), "chain": chain, "compact": b.p.expr(c.compact),
+                     "shape": _shape(c.compact.shape), "kind": c.kind, "check": check_view(row.check)})
+    return rows
 
 
-def build_view(d: Derivation, p: Printers) -> dict[str, Any]:
+def build_view(d: Derivation, p: Printers, make_printer: Callable[[Display], Callable[[sp.Basic], str]]
+               ) -> dict[str, Any]:
     spec, net = d.spec, d.network
     disp = p.display
-    jac_names = {j.name: disp.jacobian(j.of, j.wrt, p.latex) for j in d.local_jacobians}
+    b = _Builder(d, p)
     layers = []
-    tick = "'" if p.latex else "′"
     for layer in net.layers:
         act = layer.activation
         function = disp.function(layer.index, p.latex)
@@ -162,50 +356,56 @@ def build_view(d: Derivation, p: Printers) -> dict[str, Any]:
             "custom": act.user_defined,
             "activation": f"{function}({p.expr(Z)}) = {p.expr(act.formula)}" if act.user_defined else act.name,
             "function": function,
-            # the scalar formulas' variables in the notation's letters: σ′(s) = z(1 − z) with z = σ(s)
-            "prime": f"{function}{tick}({p.expr(Z)})",
-            "output_of": f"{p.expr(H)} = {function}({p.expr(Z)})",
             "bias": layer.b is not None,
-            "derivative": p.expr(act.derivative) if act.elementwise else "",
-            "output_form": p.expr(act.output_form) if act.elementwise and act.output_form is not None else "",
         })
     forward = []
     for fb in d.forward_blocks:
         layer = net.layers[fb.layer - 1]
         forward.append({
             "affine": f"{p.expr(fb.z)} = {p.expr(fb.affine)}",
-            "activation": (f"{p.expr(fb.h)} = {disp.function(fb.layer, p.latex)}({p.expr(fb.z)})"),
-            "z_components": [(p.expr(z), p.expr(e)) for z, e in zip(layer.z, layer.z_exprs)],
-            "h_components": [(p.expr(h), p.expr(e)) for h, e in zip(layer.h, layer.h_exprs)],
+            "activation": f"{p.expr(fb.h)} = {disp.function(fb.layer, p.latex)}({p.expr(fb.z)})",
+            "z_components": [(p.expr(z), (p.entry or p.expr)(e)) for z, e in zip(layer.z, layer.z_exprs)],
+            "h_components": [(p.expr(h), (p.entry or p.expr)(e)) for h, e in zip(layer.h, layer.h_exprs)],
+            "check": check_view(fb.check),
         })
-    jacobians = [
-        {"name": jac_names[j.name], "of": j.of, "wrt": j.wrt, "block": p.expr(j.block), "shape": _shape(j.matrix),
-         "structure": j.structure, "structure_text": STRUCTURE_TEXT[j.structure], "matrix": p.matrix(j.matrix),
-         "reason": j.reason}
-        for j in d.local_jacobians
-    ]
-    return {
+    b.methods["definition"] = None
+    backward = backward_view(d, b)
+    view = {
         "name": spec.name,
         "title": spec.title,
         "description": spec.description,
         "input": spec.input,
         "input_name": disp.block("x", p.latex),
         "layers": layers,
-        "derivatives": derivatives_view(layers),
         "loss_name": net.loss.name,
         "loss_text": net.loss.description,
         "target_index": spec.loss.target == "index",
         "convention": CONVENTION_TEXT[spec.convention],
+        "column": spec.convention == "column",
         "layout": LAYOUT_TEXT[spec.layout],
+        "numerator": spec.layout == "numerator",
         "vec": spec.vec,
         "forward": forward,
         "loss": p.expr(d.loss.rhs),
         "loss_symbol": disp.letter("loss", p.latex),
-        "loss_gradient": p.expr(d.blocks["gL"]),
-        "jacobians": jacobians,
-        "deltas": [chain_view(c, p, jac_names, d) for c in d.deltas],
-        "gradients": [chain_view(c, p, jac_names, d) for c in d.gradients],
-        "example": example_view(d, p, jac_names),
+        "loss_gradient": p.expr(d.blocks["gL"].T if spec.convention == "column" else d.blocks["gL"]),
+        "backward": backward,
+        "index": index_view(d, p, make_printer, b),
+        "recursion": recursion_view(d, make_printer, b),
+        "summary": summary_view(d, b),
+        "example": example_view(d, b),
         "verified": d.verified,
-        "step_count": sum(len(c.steps) for c in (*d.deltas, *d.gradients)),
+        "step_count": sum(len(c.steps) for c in d.chains),
     }
+    view["legend"] = [{"method": m, "text": METHODS[m]} for m in METHODS if m in b.methods]
+    view["warnings"] = warnings(d, p)
+    return view
+
+
+def warnings(d: Derivation, p: Printers) -> list[str]:
+    """What every output says up front: a loss that is never defined on the outputs."""
+    if d.domain is None:
+        return []
+    units = ", ".join(p.display.component(s.name) for s in d.network.yhat) if not p.latex else \
+        ", ".join(s.name for s in d.network.yhat)
+    return [d.domain.text(units)]
