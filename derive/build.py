@@ -7,6 +7,7 @@ from pathlib import Path
 
 from derive.derivation import derive
 from derive.errors import DeriveError
+from derive.exercise import variant_spec
 from derive.files import write_atomically
 from derive.render.json import render_json
 from derive.render.latex import compile_pdf, find_pdflatex, render_exercise, render_handout
@@ -30,7 +31,8 @@ def build_files(source: str) -> dict[str, str]:
         f"{spec.name}.json": render_json(d),
     }
     if spec.name in EXERCISE_PRESETS:
-        sheet, solution = render_exercise(d, None)
+        # numbers of their own: the handout's would give the answers away
+        sheet, solution = render_exercise(derive(variant_spec(spec, 1)), 1)
         files[f"{spec.name}-exercise.tex"] = sheet
         files[f"{spec.name}-exercise-solution.tex"] = solution
     return files

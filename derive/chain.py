@@ -34,26 +34,39 @@ class Rule:
     reason: str
 
 
+# Each reason is written without letters and without a convention, so that it reads true in every
+# notation a spec chooses; the formula beside it says the rest in the course's own letters.
 RULES: dict[str, Rule] = {r.name: r for r in (
-    Rule("differentiation", "SymPy differentiates the loss by each output"),
-    Rule("simplified", "each entry over one denominator, factored, its signs turned round"),
-    Rule("chain rule", "the loss depends on this quantity only through the next one: the gradient received "
-                       "times the local Jacobian"),
-    Rule("delta reuse", "the factors before the last are this layer's δ, computed once above"),
+    Rule("differentiation", "the loss differentiated by each output"),
+    Rule("simplified", "each entry over one denominator and factored"),
+    Rule("chain rule", "the loss depends on this quantity only through the next one, so its gradient is the "
+                       "gradient received times the local Jacobian"),
+    Rule("delta reuse", "the factors before the last are this layer's error, already computed"),
     Rule("multiplied out", "the product, entry by entry, in the components of the gradient received"),
-    Rule("identity", "an identity matrix changes nothing"),
-    Rule("dense transpose", "a row times W, written as a column, is Wᵀ times the column"),
-    Rule("diagonal to Hadamard", "a row times a diagonal matrix scales each entry: a Hadamard product"),
-    Rule("softmax Jacobian", "(diag(p) − p pᵀ) g = p ⊙ g − p (pᵀ g)"),
+    Rule("summed out", "the sum written out term by term"),
+    Rule("identity", "an identity Jacobian passes the gradient through unchanged"),
+    Rule("dense transpose", "a row times the weight matrix is, written as a column, the transposed weight matrix "
+                            "times that column"),
+    Rule("diagonal to Hadamard", "a diagonal Jacobian scales each entry on its own: an elementwise (Hadamard) "
+                                 "product"),
+    Rule("softmax Jacobian", "the softmax Jacobian is diagonal minus a rank-one outer product of the output, so "
+                             "applied to a vector it scales the vector by the output and subtracts the output "
+                             "times their dot product"),
     Rule("upstream substituted", "the gradient received, replaced by its compact form from the layer above"),
-    Rule("regrouped", "the row is indexed by vec(W): each entry goes to its weight's place"),
-    Rule("multiplied out, regrouped", "δᵀ times the flattened-weight Jacobian, each entry in its weight's place"),
-    Rule("flattened weight to outer product", "entry (i, j) is δᵢ aⱼ: an outer product"),
+    Rule("regrouped", "each entry of the row belongs to one weight: put in that weight's place"),
+    Rule("multiplied out, regrouped", "the error times the flattened-weight Jacobian, each entry put in its "
+                                      "weight's place"),
+    Rule("flattened weight to outer product", "the gradient of one weight is its unit's error times the input "
+                                              "that weight multiplies: an outer product"),
     Rule("loss gradient", "a multiple of the error, prediction minus target"),
-    Rule("softmax + cross-entropy", "the log-loss's 1/p cancels the softmax Jacobian; the targets sum to 1"),
-    Rule("sigmoid + binary cross-entropy", "the loss derivative's denominator p(1 − p) cancels σ′"),
-    Rule("cancellation", "the loss derivative and the activation's cancel into the error"),
-    Rule("numerator layout", "numerator layout arranges the entries as the Jacobian does: transposed"),
+    Rule("softmax + cross-entropy", "the log-loss's reciprocal cancels the softmax Jacobian, and the targets sum "
+                                    "to 1"),
+    Rule("sigmoid + binary cross-entropy", "the denominator of the loss's derivative is the sigmoid's derivative, "
+                                           "and the two cancel"),
+    Rule("cancellation", "the loss's derivative and the activation's cancel into the error"),
+    Rule("transposed", "the same entries, written as a column"),
+    Rule("numerator layout", "numerator layout arranges the gradient as the Jacobian does: the shape of the "
+                             "transposed parameter"),
 )}
 
 
@@ -262,12 +275,21 @@ class Engine:
                       self.chain_rule_check(f"z{L}", "yhat", first, raw_product))]
         vector_ref = self.orient(raw_product)
         constraint = net.target_constraint()
-        if act_jac.structure != "identity":
+        if act_jac.structure == "diagonal":
+            # Each entry as the two factors that meet, before they cancel: the lesson of a fused loss.
+            factors = sp.ImmutableMatrix(1, loss_row.cols, [sp.Mul(g, act_jac.matrix[k, k], evaluate=False)
+                                                            for k, g in enumerate(loss_row)])
             product = sp.ImmutableMatrix(loss_row * act_jac.matrix)
-            steps.append(Step("multiplied out", self.row(d), product, MULTIPLIED))
+            steps.append(Step("multiplied out", self.row(d), factors,
+                              Check("expand", equal(sp.ImmutableMatrix(factors.applyfunc(sp.expand)),
+                                                    sp.ImmutableMatrix(product.applyfunc(sp.expand))))))
             tidy = readable_matrix(product, frozenset(net.yhat))
-            if tidy != product:
+            cancelled = any(sp.count_ops(p) < sp.count_ops(f, visual=False) for p, f in zip(product, factors))
+            if tidy != product or cancelled:
                 steps.append(Step("simplified", self.row(d), tidy, Check("expand", equal(tidy, product))))
+        # A softmax's product is not multiplied out here: its entries are sums over every output, and
+        # the index form derives one generic entry instead.
+        if act_jac.structure != "identity":
             rule, form = _activation_step(gL, act_jac, blocks)
             if rule != "chain rule":
                 steps.append(Step(rule, blocks[d], form, self.expand_check(form, vector_ref)))
@@ -369,7 +391,9 @@ class Engine:
         first = sp.MatMul(delta_row, wjac.block)
         free = f"{d} as free symbols"
         regrouped = reshape(row, W.shape, self.net.spec.vec)
-        lhs = self._gradient_lhs(f"W{l}", W.shape)
+        # Shaped like W, the gradient is ∂L/∂W in gradient layout and its transpose in numerator layout.
+        lhs = self._gradient_lhs(f"W{l}", W.shape) if self.net.spec.layout == "gradient" else \
+            self._gradient_lhs(f"W{l}", W.shape[::-1]).T
         outer = outer_product(blocks[d], blocks[naming.input_block(l)], blocks.convention)
         back = sp.ImmutableMatrix(1, row.cols, list(_flatten(regrouped, self.net.spec.vec)))
         steps = [
@@ -386,17 +410,18 @@ class Engine:
         blocks, b = self.blocks, self.blocks[f"b{l}"]
         d = naming.delta(l)
         bjac = self.jac.biases[l]
-        delta_row = self.row(d)
+        # a single unit's δ is a scalar: no transpose to write
+        delta_row = blocks[d] if b.shape == (1, 1) else self.row(d)
         row = sp.ImmutableMatrix(evaluate(delta_row, blocks.env()) * bjac.matrix)
-        grad = self._gradient_lhs(f"b{l}", b.shape)
-        # The chain rule gives the row ∂L/∂b as the Jacobian arranges it: the gradient's transpose
-        # under the column convention.
-        row_lhs = grad.T if self.column else grad
+        numerator = self.net.spec.layout == "numerator"
+        grad = self._gradient_lhs(f"b{l}", b.shape[::-1] if numerator else b.shape)
+        # The chain rule gives ∂L/∂b as a row: the gradient itself where that is a row, else its transpose.
+        row_lhs = grad if grad.shape[0] == 1 else grad.T
         steps = [Step("delta reuse", row_lhs, delta_row, self.chain_rule_check(f"b{l}", f"z{l}", delta_row, row))]
-        if self.column:
-            steps.append(Step("identity", grad, blocks[d], self.expand_check(blocks[d], self.orient(row),
-                                                                              f"{d} as free symbols")))
-        self._numerator(steps, f"b{l}")
+        if row_lhs is not grad:
+            column = delta_row.T
+            steps.append(Step("numerator layout" if numerator else "transposed", grad, column,
+                              self.expand_check(column, sp.ImmutableMatrix(row.T), f"{d} as free symbols")))
         return Chain(f"b{l}", l, "bias", (d, bjac.name), (*self.prefix[l], bjac.name), tuple(steps))
 
 

@@ -16,7 +16,6 @@ from pathlib import Path
 from derive.errors import DeriveError, GeneratedCodeError
 from derive.files import write_atomically
 
-
 # A generated module named like one of these would shadow it: `import numpy` (or NumPy's own `import math`)
 # would find the generated file first when it lies in the working directory.
 _SHADOWED = frozenset({*sys.stdlib_module_names, "numpy", "derive", "sympy", "torch", "jinja2"})

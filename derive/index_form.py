@@ -188,8 +188,12 @@ def generic_steps(convention: str, elementwise: bool) -> list[tuple[str, sp.Expr
     return out
 
 
+LABEL = sp.Symbol("c", integer=True, positive=True)  # a class label: y_k = 1[k = c]
+
+
 @cache
-def output_steps(convention: str, activation: str, loss_ce: bool) -> tuple[sp.Expr, list[sp.Expr]] | None:
+def output_steps(convention: str, activation: str, loss_ce: bool, label: bool = False
+                 ) -> tuple[sp.Expr, list[sp.Expr]] | None:
     """δ of the output layer in index form: elementwise, or softmax (with cross-entropy, fused)."""
     g = Generic(convention, output=True)
     j, k = g.j, g.i  # k runs over the outputs, as i does over a layer's units
@@ -216,7 +220,10 @@ def output_steps(convention: str, activation: str, loss_ce: bool) -> tuple[sp.Ex
         y = sp.IndexedBase("y")
         with_loss = sp.Sum(-y[k] / g.h[k] * jac, (k, 1, n))
         summed = pull_constants(sp.expand(collapse(sp.expand(with_loss))))
-        forms += [with_loss, summed, summed.xreplace({sp.Sum(y[k], (k, 1, n)): 1})]
+        fused = summed.xreplace({sp.Sum(y[k], (k, 1, n)): 1})
+        forms += [with_loss, summed, fused]
+        if label:  # the one-hot target of class c
+            forms.append(fused.xreplace({y[j]: sp.KroneckerDelta(j, LABEL)}))
     return lhs, list(_derivation(forms))
 
 
@@ -309,7 +316,7 @@ def _agrees(name: str, form: sp.Expr, convention: str, vec: str, sizes: tuple[in
 
 @cache
 def index_forms(convention: str, vec: str, spec_sizes: tuple[int, int, int], elementwise: bool,
-                output: tuple[str, bool] | None) -> IndexForms:
+                output: tuple | None) -> IndexForms:
     """Every generic step, each checked at the spec's sizes and at OTHER_SIZES."""
     # The spec's own sizes too, where writing them out is cheap (every entry of ∂z/∂W is one check).
     small = spec_sizes[0] * spec_sizes[1] * spec_sizes[2] <= 36
@@ -336,9 +343,10 @@ def index_forms(convention: str, vec: str, spec_sizes: tuple[int, int, int], ele
 
 
 @cache
-def _output_check(convention: str, output: tuple[str, bool], forms: tuple[sp.Expr, ...]) -> Check:
+def _output_check(convention: str, output: tuple, forms: tuple[sp.Expr, ...]) -> Check:
     """The output δ's index form against the explicit product at two sizes."""
-    activation, ce = output
+    activation, ce, *rest = output
+    label = bool(rest and rest[0])
     g = Generic(convention, output=True)
     gL = sp.IndexedBase(naming.LOSS_GRADIENT)
     y = sp.IndexedBase("y")
@@ -360,6 +368,15 @@ def _output_check(convention: str, output: tuple[str, bool], forms: tuple[sp.Exp
             at = _at(forms[-1], {WIDTHS[1]: n}, {g.j: jv})
             at = at.xreplace({g.h[t + 1]: outs[t] for t in range(n)})
             reference = product[0, jv - 1]
+            if label:  # the last form, for every class c: y one-hot
+                for c in range(1, n + 1):
+                    onehot = {y[t + 1]: int(t + 1 == c) for t in range(n)}
+                    at_c = at.xreplace({LABEL: c}).doit().xreplace(onehot)
+                    ref_c = reference.xreplace(onehot)
+                    u = {z: sp.log(sp.Symbol(f"u{t}", positive=True)) for t, z in enumerate(zs)}
+                    if not entry_is_zero(sp.expand((at_c - ref_c).xreplace(u))):
+                        ok = False
+                continue
             if ce:  # the targets sum to one
                 reference = reference.xreplace({y[n]: 1 - sum(y[t + 1] for t in range(n - 1))})
                 at = at.xreplace({y[n]: 1 - sum(y[t + 1] for t in range(n - 1))})
@@ -367,4 +384,5 @@ def _output_check(convention: str, output: tuple[str, bool], forms: tuple[sp.Exp
             u = {z: sp.log(sp.Symbol(f"u{t}", positive=True)) for t, z in enumerate(zs)}
             if not entry_is_zero(sp.expand((at - reference).xreplace(u))):
                 ok = False
-    return Check("index", ok, "at 2 and 3 outputs" + (", with the targets summing to 1" if ce else ""))
+    return Check("index", ok, "at 2 and 3 outputs" + (", for every class" if label else
+                                                      ", with the targets summing to 1" if ce else ""))

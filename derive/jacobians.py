@@ -84,7 +84,9 @@ def activation_jacobian(net: SymbolicNetwork, layer: Layer, blocks: Blocks) -> L
     # diag(p) − p pᵀ, checked against what SymPy differentiated, with p = softmax(z) put back.
     if equal(shown, raw, dict(zip(layer.h, layer.h_exprs))):
         return LocalJacobian(of, f"z{l}", shown, "softmax", block,
-                             "∂pᵢ/∂zⱼ = pᵢ(1[i = j] − pⱼ), checked against the differentiated matrix")
+                             "each output's derivative by its own input is the output times one minus itself, by "
+                             "another input minus the product of the two outputs; checked against the "
+                             "differentiated matrix")
     name = f"J{l}"
     return LocalJacobian(of, f"z{l}", raw, "dense", blocks.add(name, raw))
 
@@ -114,7 +116,12 @@ def weight_jacobian(net: SymbolicNetwork, layer: Layer, blocks: Blocks) -> Local
     a = blocks[naming.input_block(l)]
     a_row = blocks.as_row(a)
     eye = sp.Identity(layer.n_out)
-    for candidate in (KroneckerProduct(eye, a_row), KroneckerProduct(a_row, eye)):
+    # The form the convention and the vec order give, first: with one unit both forms are aᵀ, and a
+    # 1 × 1 identity is no factor to show.
+    own_first = (blocks.convention == "column") == (net.spec.vec == "row-major")
+    forms = (KroneckerProduct(eye, a_row), KroneckerProduct(a_row, eye))
+    candidates = (a_row,) if layer.n_out == 1 else forms if own_first else forms[::-1]
+    for candidate in candidates:
         if evaluate(candidate, blocks.env()) == matrix:
             return LocalJacobian(f"z{l}", f"W{l}", matrix, "flattened-weight", candidate)
     raise AssertionError("∂z/∂vec(W) is not a Kronecker product with the input")

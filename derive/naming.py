@@ -89,7 +89,8 @@ _SUP = str.maketrans("0123456789()+-−=aeoixnhjlmrstuvwzL", "⁰¹²³⁴⁵⁶
 _SUB = str.maketrans("0123456789,ijkmprln", "₀₁₂₃₄₅₆₇₈₉,ᵢⱼₖₘₚᵣₗₙ")
 _SUB_CHARS = "₀₁₂₃₄₅₆₇₈₉,ᵢⱼₖₘₚᵣₗₙ"
 
-_COMPONENT = re.compile(r"(?P<block>x|y|yhat|(?:z|h|b|delta|dact|dL_dh)\d+)_(?P<i>\d+)|W(?P<l>\d+)_(?P<wi>\d+)_(?P<wj>\d+)")
+_COMPONENT = re.compile(r"(?P<block>x|y|yhat|(?:z|h|b|delta|dact|dL_dh)\d+)_(?P<i>\d+)"
+                        r"|W(?P<l>\d+)_(?P<wi>\d+)_(?P<wj>\d+)")
 _SCALAR_ROLES = {"z": "pre", "h": "post"}  # the names of activations.Z and activations.H
 _LAYERED = re.compile(r"(?P<role>z|h|b|W|delta|dact|J|dL_dh)(?P<l>\d+)")
 _WIDTH = re.compile(r"width(?P<l>\d+)")  # the symbolic widths of index notation: n_{l−1}, n_l, n_{l+1}
@@ -166,7 +167,9 @@ class Display:
                 return f"^{{[{lab}{extra}]}}"
             return f"_{{{lab}{extra}}}"
         if style == "subscript":
-            return (lab + extra).translate(_SUB) if (lab + extra).isdigit() else f"_{lab}{extra}"
+            if (lab + extra).isdigit():
+                return (lab + extra).translate(_SUB)
+            return f"_{lab}{extra}" if len(lab + extra) == 1 else f"_({lab}{extra})"  # h_(l−1), not h_l−1
         if style == "bracket":  # Unicode has no superscript brackets
             return f"^[{lab}{extra}]"
         sup = f"({lab}{extra})".translate(_SUP)

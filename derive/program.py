@@ -246,7 +246,7 @@ def build_program(d: Derivation) -> Program:
 
     needed = set()
     for chain in (*d.deltas, *d.gradients):
-        needed |= {s.name for s in code_form(chain).atoms(sp.MatrixSymbol)}
+        needed |= {s.name for s in code_form(chain, d.blocks[chain.target].shape).atoms(sp.MatrixSymbol)}
     # Per layer, output layer first: relu′ (say), δ, then the gradients that read δ.
     per_layer: dict[int, list] = {l: [] for l in range(net.depth, 0, -1)}
     if naming.LOSS_GRADIENT in needed:
@@ -265,10 +265,10 @@ def build_program(d: Derivation) -> Program:
             args = tuple((ph, name) for ph, name in ((U, f"z{l}"), (V, naming.activation_block(l, l == net.depth)))
                          if f.has(ph))
             per_layer[l].append(Elementwise(dact, f, args))
-        step = code_step(chain)
+        step = code_step(chain, d.blocks[chain.target].shape)
         per_layer[l].append(Block(chain.target, step.rhs, "delta", (step.lhs, step.rhs)))
     for chain in d.gradients:
-        step = code_step(chain)
+        step = code_step(chain, d.blocks[chain.target].shape)
         kind = "weight" if chain.target.startswith("W") else "bias"
         l = int(chain.target[1:])
         per_layer[l].append(Block(naming.gradient(chain.target), step.rhs, kind, (step.lhs, step.rhs)))
@@ -381,13 +381,19 @@ def _with_reuse(training: list, loss_reads: frozenset[str], backward: list, dept
     return out[:at], out[at + 1:]
 
 
-def code_step(chain):
-    """The last step shaped like the parameter: code returns gradients in the parameters' shapes."""
-    return [s for s in chain.steps if s.rule != "numerator layout"][-1]
+def code_step(chain, shape: tuple[int, int]):
+    """The last step shaped like the quantity (`shape`, the parameter's or δ's): code returns gradients in
+    the parameters' shapes. In numerator layout a bias's chain gives only the row δᵀ: its transpose."""
+    blocks = [s for s in chain.steps if not s.explicit and s.rule != "numerator layout"]
+    shaped = [s for s in blocks if s.rhs.shape == shape]
+    if shaped:
+        return shaped[-1]
+    last = blocks[-1]
+    return dataclasses.replace(last, lhs=last.lhs.T, rhs=last.rhs.T)
 
 
-def code_form(chain) -> sp.MatrixExpr:
-    return code_step(chain).rhs
+def code_form(chain, shape: tuple[int, int]) -> sp.MatrixExpr:
+    return code_step(chain, shape).rhs
 
 
 # ------------------------------------------------------------------------------------------------
@@ -449,7 +455,7 @@ def build_scalar_program(d: Derivation) -> ScalarProgram:
     used: set[str] = set()
     chains = [*d.deltas, *d.gradients]
     for chain in chains:
-        used |= {b.name for b in code_form(chain).atoms(sp.MatrixSymbol)}
+        used |= {b.name for b in code_form(chain, d.blocks[chain.target].shape).atoms(sp.MatrixSymbol)}
     component_env = {}
     for name in used:  # blocks computed in this program stand for their own component symbols
         if name == naming.LOSS_GRADIENT or name.startswith(("dact", "delta")):
@@ -463,9 +469,9 @@ def build_scalar_program(d: Derivation) -> ScalarProgram:
     grads = []
     for chain in d.deltas:
         backward += list(zip(component_env.get(chain.target, blocks.values[chain.target]),
-                             evaluate(code_form(chain), env)))
+                             evaluate(code_form(chain, d.blocks[chain.target].shape), env)))
     for chain in d.gradients:
-        entries = evaluate(code_form(chain), env)
+        entries = evaluate(code_form(chain, d.blocks[chain.target].shape), env)
         names = tuple(sp.Symbol(f"d{s.name}") for s in dict(params)[chain.target])
         backward += list(zip(names, entries))
         grads.append((chain.target, names))

@@ -62,12 +62,14 @@ class Notation:
 class Display:
     """Which of the seeds' teaching devices a handout shows (each once, at one layer)."""
 
+    chains: bool = False        # every parameter's chain of Jacobians, the part that is δ marked (seed 000)
     paths: bool = True          # the sum over paths at one hidden unit, then stacked (seeds 001, 003, 004)
     unit: bool = False          # one hidden unit derived with scalars before stacking (seed 001)
     dependency: bool = True     # which entries of a Jacobian are zero, and why, before its values (seed 000)
     weight_column: bool = True  # the column of the flattened-weight Jacobian for one weight (seed 004)
     flattened_row: bool = True  # the 1 × mn row of ∂L/∂vec(W) before it is regrouped (seed 000)
     index_form: bool = True     # one generic entry of every step, in index notation, at any size (seed 002)
+    full_layers: bool = False   # every hidden layer written out in full, not only the first of its kind
     focus_layer: int = 0        # the layer the one-off devices use; 0: the first, going backward, whose
                                 # weight has two rows and two columns
 

@@ -24,7 +24,7 @@ from derive import naming
 from derive.activations import H, Z
 from derive.chain import Chain, Step, _flatten
 from derive.checks import DIFFERENTIATED, Check, all_of
-from derive.identities import entry_is_zero, equal
+from derive.identities import entry_is_zero, equal, evaluate
 from derive.index_form import IndexForms, index_forms
 from derive.jacobians import LocalJacobian
 
@@ -57,6 +57,7 @@ class SumOverPaths:
     unit: int
     paths: int
     terms: Step                    # ∂L/∂h_j = Σₘ δₘ ∂zₘ/∂h_j
+    weights: Step                  # = Σₘ δₘ Wₘⱼ: each path's local derivative is its weight
     value: Step                    # = δ₁W₁ⱼ + δ₂W₂ⱼ + …
 
 
@@ -94,6 +95,30 @@ class Recursion:
 
 
 @dataclass(frozen=True)
+class GeneralForm:
+    """A result for any layer l: layer `template`'s compact form, read with labels l − 1, l, l + 1 (the
+    output layer's, with its own label N). Its check: it is every layer's own verified result."""
+
+    name: str                      # start (δ of the output layer), delta, weight, bias
+    template: int
+    step: Step
+    check: Check
+
+
+@dataclass(frozen=True)
+class ParameterChain:
+    """One parameter's whole chain of local Jacobians, and how much of it is δ's: the redundant
+    computation that backprop does once (seed 000)."""
+
+    param: str                     # W1, b1
+    lhs: sp.MatrixExpr             # the row the chain gives: ∂L/∂vec(W), ∂L/∂b or its transpose
+    factors: tuple[str, ...]       # Jacobian names, from the loss down
+    shared: int                    # the leading factors that make up δ⁽ˡ⁾ᵀ
+    delta: str
+    check: Check
+
+
+@dataclass(frozen=True)
 class Teaching:
     focus: int
     dependencies: tuple[Dependency, ...]
@@ -104,6 +129,8 @@ class Teaching:
     recursion: Recursion | None
     summary: tuple[SummaryRow, ...]
     derivatives: tuple[DerivativeIdentity, ...]
+    general: tuple[GeneralForm, ...] = ()
+    chains: tuple[ParameterChain, ...] = ()
 
     @property
     def checks(self) -> list[Check]:
@@ -111,11 +138,12 @@ class Teaching:
         if self.weight_column:
             out += [self.weight_column.column.check, self.weight_column.gradient.check]
         if self.paths:
-            out += [self.paths.terms.check, self.paths.value.check]
+            out += [self.paths.terms.check, self.paths.weights.check, self.paths.value.check]
         if self.unit:
             out += [s.check for s in self.unit.steps]
         if self.recursion:
             out.append(self.recursion.check)
+        out += [g.check for g in self.general] + [c.check for c in self.chains]
         out += [r.check for r in self.summary]
         for d in self.derivatives:
             out += [d.derivative.check] + ([d.output_form.check] if d.output_form else [])
@@ -213,13 +241,18 @@ def _sum_over_paths(d, l: int) -> SumOverPaths:
     terms_step = Step("chain rule", lhs, terms,
                       Check("chain rule", readers <= {f"z{l + 1}"}, f"{h_j} is read only by z{l + 1}"))
     jac = d.jacobians.inputs[l + 1].matrix
+    W_next = sp.IndexedBase(f"W{l + 1}")
+    w_mj = W_next[m, j + 1] if d.spec.convention == "column" else W_next[j + 1, m]
+    own = all(jac[k, j] == (nxt.W[k, j] if d.spec.convention == "column" else nxt.W[j, k]) for k in range(nxt.n_out))
+    weights_step = Step("differentiation", lhs, sp.Sum(delta_next[m] * w_mj, (m, 1, nxt.n_out)),
+                        Check("differentiation", own, "each ∂zₘ/∂hⱼ is the weight from unit j to unit m"))
     deltas = list(blocks.values[naming.delta(l + 1)])
     value = sp.Add(*[deltas[k] * jac[k, j] for k in range(nxt.n_out)])
     upstream_row = d.layer(l).upstream.local
-    value_step = Step("multiplied out", lhs, value,
+    value_step = Step("summed out", lhs, value,
                       Check("expand", entry_is_zero(value - upstream_row[0, j]),
                             "the Jacobian's column, against the same entry of the product"))
-    return SumOverPaths(l, j + 1, nxt.n_out, terms_step, value_step)
+    return SumOverPaths(l, j + 1, nxt.n_out, terms_step, weights_step, value_step)
 
 
 def _scalar_unit(d, l: int) -> ScalarUnit | None:
@@ -281,7 +314,7 @@ def _derivative_identities(d) -> tuple[DerivativeIdentity, ...]:
 def _recursion(d, index: IndexForms | None) -> Recursion | None:
     """δ⁽ˡ⁾ = (W⁽ˡ⁺¹⁾ᵀ δ⁽ˡ⁺¹⁾) ⊙ σ′(z⁽ˡ⁾) for any depth, where every hidden layer takes that step: proved
     by the index form at any size, and it is each hidden layer's own verified result."""
-    net, blocks = d.network, d.blocks
+    net = d.network
     if net.depth < 2:
         return None
     rules = set()
@@ -290,15 +323,70 @@ def _recursion(d, index: IndexForms | None) -> Recursion | None:
         rules.add(names[-2] if len(names) > 1 else "")
     if rules != {"diagonal to Hadamard"}:
         return None  # the hidden layers do not all take the same step
-    template = d.delta(1)
-    same = []
-    for l in range(1, net.depth):
-        relabel = {blocks[f"W2"]: blocks[f"W{l + 1}"], blocks[naming.delta(2)]: blocks[naming.delta(l + 1)],
-                   blocks[naming.derivative_block(1)]: blocks[naming.derivative_block(l)]}
-        same.append(template.compact.xreplace(relabel) == d.delta(l).compact and d.delta(l).verified)
+    hidden = {l: d.delta(l) for l in range(1, net.depth)}
+    same = _same_for_every_layer(d, hidden, 1)
     index_ok = index is None or (index.step("delta").check.passed and index.step("upstream").check.passed)
-    layers = ", ".join(str(l) for l in range(1, net.depth))
-    return Recursion(1, template.final, Check("instances", all(same) and index_ok, f"layers {layers}"))
+    layers = ", ".join(str(l) for l in hidden)
+    return Recursion(1, hidden[1].final, Check("instances", same and index_ok, f"layers {layers}"))
+
+
+def _relabel(d, template: int, l: int) -> dict[sp.MatrixSymbol, sp.MatrixSymbol]:
+    """Layer `template`'s blocks to layer l's: its weight, bias, δ, σ′ and input, and the layer above's."""
+    blocks = d.blocks
+    pairs = [(f"W{template}", f"W{l}"), (f"b{template}", f"b{l}"), (naming.delta(template), naming.delta(l)),
+             (naming.derivative_block(template), naming.derivative_block(l)),
+             (naming.input_block(template), naming.input_block(l)),
+             (f"W{template + 1}", f"W{l + 1}"), (naming.delta(template + 1), naming.delta(l + 1))]
+    return {blocks[a]: blocks[b] for a, b in pairs if a in blocks.symbols and b in blocks.symbols}
+
+
+def _same_for_every_layer(d, chains: dict[int, Chain], template: int) -> bool:
+    """Layer `template`'s compact form, relabelled, is each layer's own verified compact form."""
+    base = chains[template].compact
+    for l, chain in chains.items():
+        try:
+            relabelled = base.xreplace(_relabel(d, template, l))
+        except (sp.ShapeError, ValueError, TypeError):
+            return False
+        env = d.blocks.env()
+        if not chain.verified or not equal(evaluate(relabelled, env), evaluate(chain.compact, env)):
+            return False
+    return True
+
+
+def _general(d, recursion: Recursion | None) -> tuple[GeneralForm, ...]:
+    """The results for any layer: δ at the output, the δ recursion, ∂L/∂W⁽ˡ⁾ and ∂L/∂b⁽ˡ⁾ (read off
+    a layer that takes a hidden layer's output, so that its input is h⁽ˡ⁻¹⁾, not x)."""
+    net = d.network
+    if net.depth < 2:
+        return ()
+    out = []
+    start = d.delta(net.depth)
+    out.append(GeneralForm("start", net.depth, start.final, all_of("steps", [s.check for s in start.steps])))
+    if recursion is not None:
+        out.append(GeneralForm("delta", recursion.template, recursion.step, recursion.check))
+    weights = {l: d.gradient(f"W{l}") for l in range(1, net.depth + 1)}
+    detail = "layers " + ", ".join(map(str, weights))
+    out.append(GeneralForm("weight", 2, weights[2].final,
+                           Check("instances", _same_for_every_layer(d, weights, 2), detail)))
+    biases = {l: d.gradient(f"b{l}") for l in range(1, net.depth + 1) if net.layers[l - 1].b is not None}
+    if len(biases) == net.depth:
+        out.append(GeneralForm("bias", 2, biases[2].final,
+                               Check("instances", _same_for_every_layer(d, biases, 2), detail)))
+    return tuple(out)
+
+
+def _parameter_chains(d) -> tuple[ParameterChain, ...]:
+    out = []
+    for chain in (c for layer in d.backward for c in (layer.weight, layer.bias) if c is not None):
+        delta = d.delta(chain.layer)
+        shared = len(delta.full_chain)
+        same = chain.full_chain[:shared] == delta.full_chain and len(chain.full_chain) == shared + 1
+        check = Check("chain rule", same and chain.verified and delta.verified,
+                      f"the first {shared} factors are the chain that gives this layer's error")
+        out.append(ParameterChain(chain.target, chain.steps[0].lhs, chain.full_chain, shared,
+                                  naming.delta(chain.layer), check))
+    return tuple(out)
 
 
 def teaching(d) -> Teaching:
@@ -312,13 +400,15 @@ def teaching(d) -> Teaching:
         elementwise = all(layer.activation.elementwise for layer in hidden)
         last = net.layers[-1].activation
         output = None if last.is_identity else ("elementwise", False) if last.elementwise else \
-            ("softmax", net.loss.name == "ce")
+            ("softmax", net.loss.name == "ce", spec.loss.target == "index")
         widths = spec.widths
         l = paths_at or 1
         sizes = (widths[l - 1], widths[l], widths[l + 1] if l + 1 < len(widths) else widths[l])
         index = index_forms(spec.convention, spec.vec, sizes, elementwise, output)
+    # δ and the parameters' gradients, as seed 002's table has them; ∂L/∂h is a step on the way.
     summary = tuple(SummaryRow(c, all_of("steps", [s.check for s in c.steps])) for c in d.chains
-                    if c.kind != "loss" and c.compact is not None)
+                    if c.kind in ("delta", "weight", "bias") and c.compact is not None)
+    recursion = _recursion(d, index)
     return Teaching(
         focus=focus,
         dependencies=_dependencies(d, focus) if show.dependency else (),
@@ -326,7 +416,9 @@ def teaching(d) -> Teaching:
         paths=_sum_over_paths(d, paths_at) if show.paths and paths_at else None,
         unit=_scalar_unit(d, paths_at or focus) if show.unit and (paths_at or focus) < net.depth else None,
         index=index,
-        recursion=_recursion(d, index),
+        recursion=recursion,
         summary=summary,
         derivatives=_derivative_identities(d),
+        general=_general(d, recursion),
+        chains=_parameter_chains(d) if show.chains else (),
     )

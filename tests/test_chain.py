@@ -1,6 +1,7 @@
 """Each rewrite rule alone, then the engine's records."""
 
 import sympy as sp
+from hypothesis import given, settings
 from sympy.matrices.expressions import DiagMatrix, KroneckerProduct
 
 from derive.chain import (
@@ -13,8 +14,6 @@ from derive.chain import (
     reshape,
     softmax_product,
 )
-from hypothesis import given, settings
-
 from derive.derivation import derive
 from derive.identities import equal, evaluate
 from derive.spec import spec_from_flags

@@ -62,13 +62,13 @@ def test_a_range_condition_is_discharged_only_by_the_index_range():
 
 
 def test_softmax_with_cross_entropy_collapses_to_the_error():
-    lhs, forms = output_steps("column", "softmax", True)
+    _lhs, forms = output_steps("column", "softmax", True)
     g = Generic("column", output=True)
     assert forms[-1] == g.h[g.j] - sp.IndexedBase("y")[g.j]
     assert any(f.has(sp.Sum) and f.has(sp.IndexedBase("y")) for f in forms[:-1])
 
 
 def test_elementwise_output_is_the_loss_gradient_times_the_derivative():
-    lhs, forms = output_steps("row", "elementwise", False)
+    _lhs, forms = output_steps("row", "elementwise", False)
     g = Generic("row", output=True)
     assert forms[-1] == sp.IndexedBase("gL")[g.j] * sp.Derivative(g.f(g.z[g.j]), g.z[g.j])

@@ -88,8 +88,11 @@ def test_seed_000_numbers_are_off_the_kink():
     from derive.derivation import derive
 
     ex = derive(load_preset("two-layer-relu")).example
-    z1 = next(q for q in ex.forward if q.name == "z1").exact
-    assert list(z1) == [1, 4] and ex.kinks == ()  # both units active, as the preset's comment says
+    z1 = list(next(q for q in ex.forward if q.name == "z1").exact)
+    delta1 = list(next(q for layer in ex.backward for q in layer.quantities if q.name == "delta1").exact)
+    # off the kink, one gate closed as the preset's comment says: nothing passes back through that unit
+    assert ex.kinks == () and all(z != 0 for z in z1)
+    assert [z < 0 for z in z1] == [True, False] and delta1[0] == 0 and delta1[1] != 0
 
 
 def test_seed_003_delta_recursion(capsys):

@@ -111,8 +111,9 @@ def test_user_text_is_escaped():
 
 
 def test_a_minus_sign_in_prose_is_set_as_a_minus_not_a_hyphen():
-    source = render_handout(derive(load_preset("relu-softmax-label")))
-    assert "diag(p) $-$ p p$^\\top$" in source and "diag(p) - p" not in source
+    spec = spec_from_dict({"title": "Loss of 1 − y", "input": 1, "layer": [{"units": 1}]})
+    source = render_handout(derive(spec))
+    assert "Loss of 1 $-$ y" in source and "1 - y" not in source
     assert escape_tex("p(1 − p), 1–3") == "p(1 $-$ p), 1--3"  # the en dash of a range stays a dash
 
 

@@ -13,7 +13,7 @@ def derivative_blocks(text: str) -> list[list[str]]:
     blocks = []
     for part in text.split("The activation's derivative ")[1:]:
         lines = [line.strip() for line in part.splitlines()[:5]]
-        blocks.append([lines[0]] + [line for line in lines[1:] if "′(" in line and " = " in line])
+        blocks.append([lines[0]] + [line for line in lines[1:] if re.search(r"′\(\w+\) = ", line)])
     return blocks
 
 

@@ -103,7 +103,9 @@ def test_the_sum_over_paths_is_the_jacobians_column():
     terms = sp.Add.make_args(paths.value.rhs)
     assert len(terms) == 3  # one per unit of the next layer
     W3 = d.network.layers[2].W
-    assert {t.free_symbols & set(W3) for t in terms} == {frozenset({W3[m, 0]}) for m in range(3)}
+    assert {frozenset(t.free_symbols & set(W3)) for t in terms} == {frozenset({W3[m, 0]}) for m in range(3)}
+    # the step before: Σₘ δₘ Wₘ₁, each path's local derivative its weight, checked against the Jacobian
+    assert paths.weights.check.passed and paths.weights.rhs.has(sp.Indexed)
 
 
 def test_no_sum_over_paths_into_a_single_unit():

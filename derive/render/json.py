@@ -48,7 +48,8 @@ def _block(d: Derivation, name: str, symbol: sp.MatrixSymbol, with_value: bool) 
 
 
 def _step(s: Step) -> dict[str, Any]:
-    return {"rule": s.rule, "verified": s.verified, "lhs": expr(s.lhs), "rhs": _value(s.rhs), "check": s.check.to_dict()}
+    return {"rule": s.rule, "verified": s.verified, "lhs": expr(s.lhs), "rhs": _value(s.rhs),
+            "check": s.check.to_dict()}
 
 
 def _chain(d: Derivation, c: Chain, **head: Any) -> dict[str, Any]:

@@ -253,17 +253,21 @@ def handout_view(d: Derivation, max_side: int = MAX_SIDE) -> dict[str, Any]:
     view["name_tex"] = escape_tex(d.spec.name)
     view["description_tex"] = escape_tex(d.spec.description)
     view["loss_text_tex"] = escape_tex(d.network.loss.description.split(",")[0])
-    view["convention_tex"] = escape_tex(view["convention"].split(",")[0]) + \
-        (r", $\mathbf{z} = \mathbf{W}\mathbf{a} + \mathbf{b}$" if d.spec.convention == "column"
-         else r", $\mathbf{z} = \mathbf{a}\mathbf{W} + \mathbf{b}$")
+    view["convention_tex"] = f"{d.spec.convention} vectors, ${view['affine']}$"
     view["layer_sentence"] = _layer_sentence(view["layers"])
     # A formula of the user's is displayed after the sentence, where it may be as long as it likes.
     view["custom_formulas"] = list(dict.fromkeys(layer["activation"] for layer in view["layers"] if layer["custom"]))
     view["diagram"] = diagram(d, printer)
-    small = len(view["forward"]) <= 4 and len(view["forward"][0]["z_components"]) <= 4
+    # side by side, z and h of a unit fit a line only while they are short (a user's long formula is not)
+    small = len(view["forward"]) <= 4 and len(view["forward"][0]["z_components"]) <= 4 and all(
+        visible_length(z[1]) + visible_length(h[1]) <= 90 for f in view["forward"]
+        for z, h in zip(f["z_components"], f["h_components"]))
     # z and h of each unit side by side: z⁽ˡ⁾ᵢ = … & h⁽ˡ⁾ᵢ = σ(z⁽ˡ⁾ᵢ)
-    view["components"] = [pair for f in view["forward"] for pair in zip(f["z_components"], f["h_components"])] \
+    # Beyond two layers, the first layer and the output in components: the layers between are alike.
+    shown = view["forward"] if len(view["forward"]) <= 2 else [view["forward"][0], view["forward"][-1]]
+    view["components"] = [pair for f in shown for pair in zip(f["z_components"], f["h_components"])] \
         if small else []
+    view["components_elided"] = len(shown) < len(view["forward"])
     view["delta_name"] = _generic_display(d).block("delta1", latex=True)
     for m in view["legend"]:
         m["text_tex"] = escape_tex(m["text"])

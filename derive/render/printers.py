@@ -190,7 +190,11 @@ class _Notation:
         return self._derivative_text(expr)
 
     def _print_KroneckerDelta(self, expr, exp=None) -> str:
-        i, j = (self._print(a) for a in expr.args)
+        # an index before a fixed value (a class label): 1[j = c], not SymPy's 1[c = j]
+        args = sorted(expr.args, key=lambda a: not isinstance(a, sp.Idx))
+        i, j = (self._print(a) for a in args)
+        if self.display.notation.backward == "delta":  # δ already names the errors: 1[i = j], as for a label
+            return rf"\mathbb{{1}}[{i} = {j}]" if self.latex else f"1[{i} = {j}]"
         return rf"\delta_{{{i}{j}}}" if self.latex else self.display.subscript("δ", (i, j))
 
     def _sum_limits(self, expr: sp.Sum) -> str:
@@ -281,8 +285,9 @@ class TextPrinter(_Notation, StrPrinter):
         for a in expr.args:
             if getattr(a, "is_Matrix", False):
                 text = self._print(a)
-                parts.append(f"({text})" if isinstance(a, sp.MatAdd | sp.HadamardProduct | sp.KroneckerProduct)
-                             else text)
+                wrap = isinstance(a, sp.MatAdd | sp.HadamardProduct | sp.KroneckerProduct) or (
+                    isinstance(a, sp.MatrixSymbol) and text.startswith("∇") and len(expr.args) > 1)
+                parts.append(f"({text})" if wrap else text)
             else:
                 parts.append(self.parenthesize(a, precedence(sp.Mul(2, 3, evaluate=False))))
         return " ".join(parts)
@@ -297,7 +302,9 @@ class TextPrinter(_Notation, StrPrinter):
         return " ⊙ ".join(self._wrap(a) for a in expr.args)
 
     def _print_KroneckerProduct(self, expr: sp.KroneckerProduct) -> str:
-        return " ⊗ ".join(self._wrap(a) for a in expr.args)
+        # The identity's size is the one thing I ⊗ aᵀ does not say by itself.
+        return " ⊗ ".join(f"I{self.display.subscript('', (str(a.shape[0]),))}" if isinstance(a, sp.Identity)
+                          else self._wrap(a) for a in expr.args)
 
     def _print_DiagMatrix(self, expr) -> str:
         return f"diag({self._print(expr.args[0])})"
@@ -342,6 +349,16 @@ class NotationLatexPrinter(_Notation, LatexPrinter):
             text = rf"\mathbf{{1}}[{self._print(step_condition(expr.args[0]))}]"
         return rf"\left({text}\right)^{{{exp}}}" if exp else text
 
+    def _print_MatMul(self, expr: sp.MatMul) -> str:
+        # A block written ∇_a L is wrapped when it is a factor: (∇_a L) hᵀ, not ∇_a L hᵀ.
+        text = super()._print_MatMul(expr)
+        for a in expr.args:
+            if isinstance(a, sp.MatrixSymbol):
+                name = self._print(a)
+                if name.startswith(r"\nabla") and len(expr.args) > 1:
+                    text = text.replace(name, rf"\left({name}\right)", 1)
+        return text
+
     def _print_Transpose(self, expr: sp.Transpose) -> str:
         if isinstance(expr.arg, sp.MatrixSymbol) and self.display.row_named(expr.arg.name):
             return self.display.block(expr.arg.name, latex=True, transposed=True)
@@ -355,7 +372,8 @@ class NotationLatexPrinter(_Notation, LatexPrinter):
                                for a in expr.args)
 
     def _print_KroneckerProduct(self, expr) -> str:
-        return r" \otimes ".join(rf"\left({self._print(a)}\right)" if _is_compound(a) else self._print(a)
+        return r" \otimes ".join(rf"\mathbf{{I}}_{{{a.shape[0]}}}" if isinstance(a, sp.Identity) else
+                                 rf"\left({self._print(a)}\right)" if _is_compound(a) else self._print(a)
                                  for a in expr.args)
 
     def _print_DiagMatrix(self, expr) -> str:

@@ -30,6 +30,21 @@ CONVENTION_TEXT = {
     "column": "column vectors, z = W a + b",
     "row": "row vectors, z = a W + b",
 }
+
+
+def generic_affine(d: Derivation, make_printer: Callable[[Display], Callable[[sp.Basic], str]]) -> str:
+    """The convention's layer in the course's letters, z⁽ˡ⁾ = W⁽ˡ⁾ h⁽ˡ⁻¹⁾ + b⁽ˡ⁾ (row: h⁽ˡ⁻¹⁾ W⁽ˡ⁾ + b⁽ˡ⁾)."""
+    n = sp.Symbol("n")
+    column = d.spec.convention == "column"
+    vector = (n, 1) if column else (1, n)  # the convention's vectors: columns, or rows
+    W, a = sp.MatrixSymbol("W1", n, n), sp.MatrixSymbol("h0", *vector)
+    b, z = sp.MatrixSymbol("b1", *vector), sp.MatrixSymbol("z1", *vector)
+    product = sp.MatMul(W, a) if column else sp.MatMul(a, W)
+    biased = any(layer.b is not None for layer in d.network.layers)
+    printer = make_printer(_generic_display(d))
+    return f"{printer(z)} = {printer(sp.MatAdd(product, b) if biased else product)}"
+
+
 LAYOUT_TEXT = {
     "gradient": "gradients shaped like the parameter",
     "numerator": "numerator layout (the Jacobian's arrangement, transposed)",
@@ -38,9 +53,9 @@ STRUCTURE_TEXT = {
     "row": "row vector",
     "identity": "identity",
     "diagonal": "diagonal",
-    "softmax": "softmax: diag(p) − p pᵀ",
+    "softmax": "softmax",
     "dense": "dense",
-    "flattened-weight": "flattened weight (Kronecker)",
+    "flattened-weight": "flattened weight",
 }
 
 
@@ -87,11 +102,15 @@ def check_view(check: Check) -> dict[str, Any]:
 class _Builder:
     """Lines in display order; a rule's reason goes with its first use only."""
 
-    def __init__(self, d: Derivation, p: Printers) -> None:
+    def __init__(self, d: Derivation, p: Printers,
+                 make_printer: Callable[[Display], Callable[[sp.Basic], str]] | None = None) -> None:
         self.d, self.p = d, p
+        self.make_printer = make_printer
         self.seen: set[str] = set()
         self.methods: dict[str, None] = {}
         self.jac_names = {j.name: p.display.jacobian(j.of, j.wrt, p.latex) for j in d.local_jacobians}
+        self.inline_jac_names = {j.name: p.display.jacobian(j.of, j.wrt, p.latex, inline=True)
+                                 for j in d.local_jacobians}
 
     def reason(self, rule: str, text: str) -> str:
         if rule in self.seen:
@@ -110,9 +129,6 @@ class _Builder:
     def line(self, lhs: sp.Basic | str, rhs: sp.Basic, check: Check, rule: str = "", reason: str = "",
              chain: str = "") -> dict[str, Any]:
         self.methods[check.method] = None
-        if (isinstance(rhs, sp.MatrixBase) and rhs.rows == 1 and rhs.cols > 1 and not chain
-                and isinstance(lhs, sp.MatrixExpr) and not self.p.fits(rhs) and self.p.fits(rhs.T)):
-            lhs, rhs = lhs.T, rhs.T  # a row too wide for the line, written as the column it transposes
         return {"lhs": lhs if isinstance(lhs, str) else self.p.expr(lhs), "chain": chain, **self.value(rhs),
                 "rule": rule, "reason": self.reason(rule, reason) if rule else "", "check": check_view(check)}
 
@@ -124,20 +140,25 @@ class _Builder:
             return self.jac_names[name]
         return self.p.expr(self.d.blocks.as_row(self.d.blocks[name]))
 
-    def chain_item(self, title: str, c: Chain, show_row: bool = True, **extra: Any) -> dict[str, Any]:
-        """A chain's lines, with what it results in (for the questions of an exercise sheet)."""
+    def chain_item(self, title: str, c: Chain, show_row: bool = True, brief: bool = False,
+                   **extra: Any) -> dict[str, Any]:
+        """A chain's lines, with what it results in (for the questions of an exercise sheet); `brief`:
+        the block forms only, without the products written out entry by entry."""
         final = c.final or c.steps[-1]
         shape = final.rhs.shape if hasattr(final.rhs, "shape") else final.lhs.shape
-        return {"kind": "lines", "title": title, "lines": self.chain_lines(c, show_row), **extra,
+        lines = self.chain_lines(c, show_row, skip_explicit=brief)
+        return {"kind": "lines", "title": title, "lines": lines, **extra,
                 "result": {"name": self.p.expr(final.lhs), "shape": _shape(shape)}}
 
-    def chain_lines(self, c: Chain, show_row: bool = True) -> list[dict[str, Any]]:
+    def chain_lines(self, c: Chain, show_row: bool = True, skip_explicit: bool = False) -> list[dict[str, Any]]:
         """The chain's steps; the first one also shows the product of factor names it starts from."""
         names = " ".join(self.factor(f) for f in c.factors) if c.factors else ""
         if names and not self.p.latex:
             names = " · ".join(self.factor(f) for f in c.factors)
         out = []
         for k, s in enumerate(c.steps):
+            if skip_explicit and s.explicit and k > 0:
+                continue
             if s.rule == "multiplied out" and c.kind == "weight" and not show_row:
                 continue  # the flattened row: shown once, at the focus layer
             if s.rule == "regrouped" and not show_row:  # the row not shown: its entries, in W's places
@@ -145,14 +166,15 @@ class _Builder:
             out.append(self.step(s, names if k == 0 else ""))
         return out
 
-    def jacobian(self, name: str, dependency=None) -> dict[str, Any]:
+    def jacobian(self, name: str, dependency=None, brief: bool = False) -> dict[str, Any]:
         j = next(j for j in self.d.local_jacobians if j.name == name)
         check = Check("differentiation", True, "its structure read off by comparing the matrix with the block form")
         self.methods[check.method] = None
         item = {"kind": "jacobian", "name": self.jac_names[name], "of": j.of, "wrt": j.wrt,
                 "block": "" if j.structure == "row" else self.p.expr(j.block),
                 "shape": _shape(j.matrix), "structure": j.structure, "structure_text": STRUCTURE_TEXT[j.structure],
-                "matrix": self.value(j.matrix), "reason": j.reason, "check": check_view(check), "dependency": None}
+                "matrix": self.value(j.matrix), "reason": "" if brief else j.reason, "check": check_view(check),
+                "dependency": None, "brief": brief and bool(j.block)}
         if dependency is not None:
             self.methods[dependency.check.method] = None
             partials = dependency.partials
@@ -176,7 +198,8 @@ def _derivative_item(b: _Builder, identity, d: Derivation) -> dict[str, Any]:
         "output_form": b.line(f"{function}{tick}({p.expr(Z)})", identity.output_form.rhs, identity.output_form.check)
         if identity.output_form else None,
         "output_of": f"{p.expr(H)} = {function}({p.expr(Z)})",
-        "layers": f"layer{'s' if len(identity.layers) > 1 else ''} {spoken_list([disp.label(x) for x in identity.layers])}",
+        "layers": f"layer{'s' if len(identity.layers) > 1 else ''} "
+                  f"{spoken_list([disp.label(x) for x in identity.layers])}",
     }
 
 
@@ -188,58 +211,96 @@ def backward_view(d: Derivation, b: _Builder) -> list[dict[str, Any]]:
     derivatives_left = {ident.layers[0]: ident for ident in t.derivatives}
     shown_functions: set[int] = set()
     sections = []
+    full: set[str] = set()  # activation structures of the hidden layers already shown in full
     for lb in d.backward:
         l = lb.layer
         jac = d.jacobians
         items: list[dict[str, Any]] = []
+        act = jac.activation[l]
+        devices = {t.focus if (t.dependencies or t.weight_column or show.flattened_row) else None,
+                   t.paths.layer if t.paths else None, t.unit.layer if t.unit else None}
+        # A hidden layer that takes the steps of one shown above gives its results, not its entries again.
+        brief = (l < d.network.depth and act.structure in full and l not in devices and not show.full_layers)
+        if l < d.network.depth and not brief:
+            full.add(act.structure)
         if l == d.network.depth:
             items.append(b.chain_item("loss", lb.upstream))
         else:
-            items.append(b.jacobian(jac.inputs[l + 1].name))
+            items.append(b.jacobian(jac.inputs[l + 1].name, brief=brief))
             if t.paths is not None and t.paths.layer == l:
                 pv = t.paths
                 layer = d.network.layers[l - 1]
                 items.append({"kind": "paths", "unit": p.expr(layer.h[pv.unit - 1]),
                               "next": p.expr(d.blocks[f"z{l + 1}"]), "paths": pv.paths,
-                              "lines": [b.step(pv.terms), b.step(pv.value)]})
-            items.append(b.chain_item("upstream", lb.upstream))
-        act = jac.activation[l]
+                              "lines": [b.step(pv.terms), b.step(pv.weights), b.step(pv.value)]})
+            items.append(b.chain_item("upstream", lb.upstream, brief=brief))
         for first, ident in list(derivatives_left.items()):
             if l in ident.layers and not (set(ident.layers) & shown_functions):
                 items.append(_derivative_item(b, ident, d))
                 shown_functions |= set(ident.layers)
                 del derivatives_left[first]
-        items.append(b.jacobian(act.name, deps.get(act.name) if t.focus == l else None))
+        # One unit with scalars first (seed 001), then the layer stacked into matrices.
         if t.unit is not None and t.unit.layer == l:
             items.append({"kind": "unit", "unit": str(t.unit.unit), "lines": [b.step(s) for s in t.unit.steps]})
-        items.append(b.chain_item("delta", lb.delta))
+        items.append(b.jacobian(act.name, deps.get(act.name) if t.focus == l else None, brief=brief))
+        delta_item = b.chain_item("delta", lb.delta, brief=brief)
+        entry = output_entry(d, b) if l == d.network.depth else None
+        if entry is not None and len(delta_item["lines"]) > 1:
+            # a softmax's fused δ: its entry derived in index notation before the stacked result
+            items.append({**delta_item, "lines": delta_item["lines"][:-1]})
+            items.append(entry)
+            items.append({**delta_item, "lines": delta_item["lines"][-1:], "continued": True})
+        else:
+            items.append(delta_item)
         wjac = jac.weights[l]
-        items.append(b.jacobian(wjac.name, deps.get(wjac.name) if t.focus == l else None))
+        items.append(b.jacobian(wjac.name, deps.get(wjac.name) if t.focus == l else None, brief=brief))
         if t.weight_column is not None and t.weight_column.layer == l:
             wc = t.weight_column
             items.append({"kind": "column", "weight": p.expr(wc.weight),
                           "lines": [b.step(wc.column), b.step(wc.gradient)]})
-        items.append(b.chain_item("weight", lb.weight, show_row=show.flattened_row and t.focus == l))
+        items.append(b.chain_item("weight", lb.weight, show_row=show.flattened_row and t.focus == l, brief=brief))
         if lb.bias is not None:
-            items.append(b.chain_item("bias", lb.bias, bias_jacobian=b.jac_names[jac.biases[l].name]))
+            items.append(b.chain_item("bias", lb.bias, bias_jacobian=b.inline_jac_names[jac.biases[l].name],
+                                      brief=brief))
+        for item in items:  # what an exercise sheet asks: every chain, and every Jacobian that is not I
+            item["question"] = (item["kind"] == "lines" and not item.get("continued")) or (
+                item["kind"] == "jacobian" and item["structure"] != "identity")
         heading = f"layer {disp.label(l)}" + (" (output)" if l == d.network.depth else "")
         sections.append({"layer": disp.label(l), "heading": heading, "output": l == d.network.depth,
-                         "items": items})
+                         "items": items, "brief": brief})
     return sections
 
 
-def _generic_display(d: Derivation) -> Display:
-    """Layer 1 read as a generic layer l: labels l − 1, l, l + 1; one function for every hidden layer, or σ_l."""
+def output_entry(d: Derivation, b: _Builder) -> dict[str, Any] | None:
+    """One entry of a softmax output's δ, in index notation at any number of outputs, in the output
+    layer's own label (the index form names the output layer 1)."""
+    forms = d.teaching.index.output if d.teaching.index is not None else None
+    if forms is None or d.network.layers[-1].activation.elementwise:
+        return None
+    display = display_for(d)
+    display = dataclasses.replace(display, functions=(display.functions[-1],), depth=1,
+                                  labels=((1, display.label(d.network.depth)),))
+    printer = b.make_printer(display)
+    b.methods[forms.check.method] = None
+    lhs = printer(forms.lhs)
+    return {"kind": "entry", "lhs": lhs, "forms": [f for f in map(printer, forms.forms) if f != lhs],
+            "check": check_view(forms.check), "label": d.spec.loss.target == "index"}
+
+
+def _generic_display(d: Derivation, template: int = 1) -> Display:
+    """Layer `template` read as a generic layer l: labels l − 1, l, l + 1; one function for every hidden
+    layer, or σ_l."""
     display = display_for(d)
     hidden = set(display.functions[: d.network.depth - 1]) or {display.functions[0]}
     function = hidden.pop() if len(hidden) == 1 else "σ_l"
-    return dataclasses.replace(display, functions=(function, function), depth=99,
-                               labels=((0, "l−1"), (1, "l"), (2, "l+1")))
+    t = template
+    return dataclasses.replace(display, functions=(function,) * (t + 2), depth=99,
+                               labels=((t - 1, "l−1"), (t, "l"), (t + 1, "l+1")))
 
 
 def _output_display(d: Derivation) -> Display:
     display = display_for(d)
-    label = d.spec.notation.output_layer or "L"
+    label = d.spec.notation.output_layer or "N"  # N layers: L is the loss
     return dataclasses.replace(display, functions=(display.functions[-1],), depth=1, labels=((1, label),))
 
 
@@ -256,19 +317,52 @@ def index_view(d: Derivation, p: Printers, make_printer: Callable[[Display], Cal
         steps.append({"name": s.name, "lhs": lhs, "forms": [f for f in map(generic, s.forms) if f != lhs],
                       "check": check_view(s.check)})
     output = None
-    if forms.output is not None:
+    # A softmax output's entry is derived in the output layer's section already.
+    if forms.output is not None and d.network.layers[-1].activation.elementwise:
         out = make_printer(_output_display(d))
         b.methods[forms.output.check.method] = None
         lhs = out(forms.output.lhs)
         output = {"name": "output", "lhs": lhs, "forms": [f for f in map(out, forms.output.forms) if f != lhs],
                   "check": check_view(forms.output.check)}
     widths = _generic_display(d)
+    i, j = sp.symbols("i j")
     return {"steps": steps, "output": output, "widths": [widths.width(k, p.latex) for k in range(3)],
+            "kronecker": generic(sp.KroneckerDelta(i, j)),
             "input": widths.block("h0", p.latex), "x": disp_x(d, p)}
 
 
 def disp_x(d: Derivation, p: Printers) -> str:
     return p.display.block("x", p.latex)
+
+
+def general_view(d: Derivation, make_printer, b: _Builder) -> list[dict[str, Any]]:
+    """The results for any layer l, each in the labels of a generic layer (the output layer's as N)."""
+    out = []
+    for g in d.teaching.general:
+        if g.name == "start":
+            label = d.spec.notation.output_layer or "N"
+            display = dataclasses.replace(display_for(d), labels=((d.network.depth, label),))
+        else:
+            display = dataclasses.replace(_generic_display(d, g.template), depth=d.network.depth)
+        printer = make_printer(display)
+        b.methods[g.check.method] = None
+        out.append({"name": g.name, "lhs": printer(g.step.lhs), "rhs": printer(g.step.rhs),
+                    "check": check_view(g.check)})
+    return out
+
+
+def chains_view(d: Derivation, b: _Builder) -> list[dict[str, Any]]:
+    """Every parameter's chain, the factors that make up δ bracketed, then δᵀ times the last one."""
+    p = b.p
+    structure = {j.name: j.structure for j in d.local_jacobians}
+    out = []
+    for c in d.teaching.chains:
+        b.methods[c.check.method] = None
+        shared = [f for f in c.factors[:c.shared] if structure[f] != "identity"]
+        delta_row = p.expr(d.blocks.as_row(d.blocks[c.delta]))
+        out.append({"lhs": p.expr(c.lhs), "shared": [b.factor(f) for f in shared], "delta": delta_row,
+                    "last": b.factor(c.factors[-1]), "check": check_view(c.check)})
+    return out
 
 
 def recursion_view(d: Derivation, make_printer, b: _Builder) -> dict[str, Any] | None:
@@ -335,8 +429,13 @@ def summary_view(d: Derivation, b: _Builder) -> list[dict[str, Any]]:
         c = row.chain
         b.methods[row.check.method] = None
         names = {j.name: b.p.display.jacobian(j.of, j.wrt, b.p.latex, inline=True) for j in d.local_jacobians}
-        chain = (r" \cdot " if b.p.latex else " · ").join(names[f] for f in c.full_chain)
-        rows.append({"lhs": b.p.expr(c.lhs), "chain": chain, "compact": b.p.expr(c.compact),
+        structure = {j.name: j.structure for j in d.local_jacobians}
+        # An identity factor changes nothing: left out, except where it is the parameter's own Jacobian.
+        factors = [f for k, f in enumerate(c.full_chain) if structure[f] != "identity" or k == len(c.full_chain) - 1]
+        chain = (r" \cdot " if b.p.latex else " · ").join(names[f] for f in factors)
+        # The chain gives the row the Jacobians arrange (δᵀ, ∂L/∂vec(W)): named as such beside it.
+        rows.append({"lhs": b.p.expr(c.lhs), "chain": chain, "chain_lhs": b.p.expr(c.steps[0].lhs),
+                     "compact": b.p.expr(c.compact),
                      "shape": _shape(c.compact.shape), "kind": c.kind, "check": check_view(row.check)})
     return rows
 
@@ -345,7 +444,7 @@ def build_view(d: Derivation, p: Printers, make_printer: Callable[[Display], Cal
                ) -> dict[str, Any]:
     spec, net = d.spec, d.network
     disp = p.display
-    b = _Builder(d, p)
+    b = _Builder(d, p, make_printer)
     layers = []
     for layer in net.layers:
         act = layer.activation
@@ -363,7 +462,9 @@ def build_view(d: Derivation, p: Printers, make_printer: Callable[[Display], Cal
         layer = net.layers[fb.layer - 1]
         forward.append({
             "affine": f"{p.expr(fb.z)} = {p.expr(fb.affine)}",
-            "activation": f"{p.expr(fb.h)} = {disp.function(fb.layer, p.latex)}({p.expr(fb.z)})",
+            # a linear layer's output is its pre-activation: ŷ = z⁽²⁾, not id(z⁽²⁾)
+            "activation": f"{p.expr(fb.h)} = {p.expr(fb.z)}" if layer.activation.is_identity else
+            f"{p.expr(fb.h)} = {disp.function(fb.layer, p.latex)}({p.expr(fb.z)})",
             "z_components": [(p.expr(z), (p.entry or p.expr)(e)) for z, e in zip(layer.z, layer.z_exprs)],
             "h_components": [(p.expr(h), (p.entry or p.expr)(e)) for h, e in zip(layer.h, layer.h_exprs)],
             "check": check_view(fb.check),
@@ -380,7 +481,8 @@ def build_view(d: Derivation, p: Printers, make_printer: Callable[[Display], Cal
         "loss_name": net.loss.name,
         "loss_text": net.loss.description,
         "target_index": spec.loss.target == "index",
-        "convention": CONVENTION_TEXT[spec.convention],
+        "convention": f"{spec.convention} vectors, {generic_affine(d, make_printer)}",
+        "affine": generic_affine(d, make_printer),
         "column": spec.convention == "column",
         "layout": LAYOUT_TEXT[spec.layout],
         "numerator": spec.layout == "numerator",
@@ -392,6 +494,10 @@ def build_view(d: Derivation, p: Printers, make_printer: Callable[[Display], Cal
         "backward": backward,
         "index": index_view(d, p, make_printer, b),
         "recursion": recursion_view(d, make_printer, b),
+        "general": general_view(d, make_printer, b),
+        "delta_row_name": make_printer(_generic_display(d))(d.blocks.as_row(d.blocks["delta1"])),
+        "input_as_h0": f"{make_printer(disp)(sp.MatrixSymbol('h0', 1, 1))} = {p.expr(d.blocks['x'])}",
+        "chains": chains_view(d, b),
         "summary": summary_view(d, b),
         "example": example_view(d, b),
         "verified": d.verified,

@@ -142,9 +142,9 @@ def _forward(params, x):
     z2 = np.dot(h1, W2.T)
     # h⁽²⁾ = max(0, z⁽²⁾), entry by entry
     h2 = np.maximum(z2, 0)
-    # z⁽ᵒ⁾ = W⁽ᵒ⁾ h⁽²⁾
+    # o = W⁽ᵒ⁾ h⁽²⁾
     z3 = np.dot(h2, W3.T)
-    # ô = softmax(z⁽ᵒ⁾)
+    # ô = softmax(o)
     yhat, lse3 = _softmax(z3)
     return {
         "z1": z1,
@@ -293,9 +293,9 @@ def loss_and_grads(params, x, y):
     dact2 = z2 > 0
     # h⁽²⁾ = z⁽²⁾ ⊙ 1[z⁽²⁾ > 0], entry by entry, as relu(u) = u·1[u > 0]
     h2 = np.multiply(z2, dact2, out=z2)  # into z2's memory: z2 is not read again
-    # z⁽ᵒ⁾ = W⁽ᵒ⁾ h⁽²⁾
+    # o = W⁽ᵒ⁾ h⁽²⁾
     z3 = np.dot(h2, W3.T)
-    # ô = softmax(z⁽ᵒ⁾)
+    # ô = softmax(o)
     yhat, lse3 = _softmax(z3)
     value = _total_loss(y, z3, lse3) / x.shape[0]
     # The backward pass, from the output layer down; a layer's gradients as soon as its backward term is known.

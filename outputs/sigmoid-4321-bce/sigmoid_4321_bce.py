@@ -123,7 +123,7 @@ def _forward(params, x):
     # z^[3] = a^[2] W^[3] + b^[3]
     z3 = np.dot(h2, W3)
     z3 += b3
-    # a = 1/(1 + exp(-z^[3])), entry by entry
+    # a^[3] = 1/(1 + exp(-z^[3])), entry by entry
     yhat = np.exp(-np.logaddexp(0, -z3))
     return {
         "z1": z1,
@@ -274,11 +274,11 @@ def loss_and_grads(params, x, y):
     # z^[3] = a^[2] W^[3] + b^[3]
     z3 = np.dot(h2, W3)
     z3 += b3
-    # a = 1/(1 + exp(-z^[3])), entry by entry
+    # a^[3] = 1/(1 + exp(-z^[3])), entry by entry
     yhat = np.exp(-np.logaddexp(0, -z3))
     value = _total_loss(y, z3) / x.shape[0]
     # The backward pass, from the output layer down; a layer's gradients as soon as its backward term is known.
-    # g^[3 z] = a − y
+    # g^[3 z] = a^[3] − y
     delta3 = yhat - y
     delta3 /= x.shape[0]  # the mean over the batch, applied once
     # g^[3 W] = a^[2]ᵀ g^[3 z], summed over the batch

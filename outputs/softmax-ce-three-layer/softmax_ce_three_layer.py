@@ -343,26 +343,26 @@ def loss_and_grads(params, x, y):
     # ∇_a₃ L = ŷ − y
     delta3 = yhat - y
     delta3 /= x.shape[0]  # the mean over the batch, applied once
-    # ∇_W₃ L = ∇_a₃ L h₂ᵀ, summed over the batch
+    # ∇_W₃ L = (∇_a₃ L) h₂ᵀ, summed over the batch
     dW3 = np.dot(delta3.T, h2)
     # ∇_b₃ L = ∇_a₃ L, summed over the batch
     ones = np.ones(x.shape[0], dtype=delta3.dtype)  # a 1 per example: a product with it sums over the batch
     db3 = np.dot(ones, delta3)
     # σ′(a₂) = h₂·(1 − h₂), entry by entry
     dact2 = h2*(1 - h2)
-    # ∇_a₂ L = (W₃ᵀ ∇_a₃ L) ⊙ σ′(a₂)
+    # ∇_a₂ L = (W₃ᵀ (∇_a₃ L)) ⊙ σ′(a₂)
     delta2 = np.matmul(delta3, W3, out=h2)  # into h2's memory: h2 is not read again
     delta2 *= dact2
-    # ∇_W₂ L = ∇_a₂ L h₁ᵀ, summed over the batch
+    # ∇_W₂ L = (∇_a₂ L) h₁ᵀ, summed over the batch
     dW2 = np.dot(delta2.T, h1)
     # ∇_b₂ L = ∇_a₂ L, summed over the batch
     db2 = np.dot(ones, delta2)
     # σ′(a₁) = h₁·(1 − h₁), entry by entry
     dact1 = h1*(1 - h1)
-    # ∇_a₁ L = (W₂ᵀ ∇_a₂ L) ⊙ σ′(a₁)
+    # ∇_a₁ L = (W₂ᵀ (∇_a₂ L)) ⊙ σ′(a₁)
     delta1 = np.matmul(delta2, W2, out=h1)  # into h1's memory: h1 is not read again
     delta1 *= dact1
-    # ∇_W₁ L = ∇_a₁ L xᵀ, summed over the batch
+    # ∇_W₁ L = (∇_a₁ L) xᵀ, summed over the batch
     dW1 = np.dot(delta1.T, x)
     # ∇_b₁ L = ∇_a₁ L, summed over the batch
     db1 = np.dot(ones, delta1)
