@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from derive.derivation import derive
+from derive.derivation import derive_shown
 from derive.errors import DeriveError
 from derive.exercise import variant_spec
-from derive.files import write_atomically
+from derive.files import write_set
 from derive.render.json import render_json
-from derive.render.latex import compile_pdf, find_pdflatex, render_exercise, render_handout
+from derive.render.latex import find_pdflatex, render_exercise, render_handout, run_pdflatex
 from derive.render.numpy import numpy_source
 from derive.render.text import render_text
 from derive.spec import load_spec
@@ -22,7 +22,7 @@ EXERCISE_PRESETS = ("two-layer-relu", "relu-softmax-label")
 def build_files(source: str) -> dict[str, str]:
     """File name -> content for one spec (a preset name or a TOML path)."""
     spec = load_spec(source)
-    d = derive(spec)
+    d = derive_shown(spec)
     stem = spec.name.replace("-", "_")
     files = {
         f"{spec.name}.tex": render_handout(d),
@@ -32,7 +32,7 @@ def build_files(source: str) -> dict[str, str]:
     }
     if spec.name in EXERCISE_PRESETS:
         # numbers of their own: the handout's would give the answers away
-        sheet, solution = render_exercise(derive(variant_spec(spec, 1)), 1)
+        sheet, solution = render_exercise(derive_shown(variant_spec(spec, 1)), 1)
         files[f"{spec.name}-exercise.tex"] = sheet
         files[f"{spec.name}-exercise-solution.tex"] = solution
     return files
@@ -50,18 +50,19 @@ def build_all(sources: list[str], out: Path, pdf: bool = False) -> list[Path]:
             raise DeriveError(f"{source!r} and {names[name]!r} both have the name {name!r}, so both would be written "
                               f"to {out / name}; give one another `name`", "derive build")
         names[name] = source
-    built = [(load_spec(s).name, build_files(s)) for s in sources]
-    written: list[Path] = []
-    for name, files in built:
-        folder = out / name
+    # Every file of every spec is made (and every PDF compiled) before one is written; then they are
+    # written as one set: an interrupt or a LaTeX error leaves the folders as they were.
+    outputs: dict[Path, str | bytes] = {}
+    for source in sources:
+        name = load_spec(source).name
+        for filename, content in sorted(build_files(source).items()):
+            outputs[out / name / filename] = content
+            if pdf and filename.endswith(".tex"):
+                tex = out / name / filename
+                outputs[tex.with_suffix(".pdf")] = run_pdflatex(content, str(tex))[0]
+    for folder in sorted({path.parent for path in outputs}):
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise DeriveError(f"cannot create: {err.strerror}", str(folder)) from None
-        for filename, content in sorted(files.items()):
-            path = folder / filename
-            write_atomically(path, content)
-            written.append(path)
-            if pdf and filename.endswith(".tex"):
-                written.append(compile_pdf(path))
-    return written
+    return write_set(outputs)

@@ -275,6 +275,15 @@ class Engine:
                       self.chain_rule_check(f"z{L}", "yhat", first, raw_product))]
         vector_ref = self.orient(raw_product)
         constraint = net.target_constraint()
+        # The block rewrite first (g ⊙ σ′, or the softmax's), then what it is entry by entry.
+        # A softmax's product is not multiplied out: its entries are sums over every output, and the
+        # index form derives one generic entry instead.
+        block_form = gL
+        if act_jac.structure != "identity":
+            rule, form = _activation_step(gL, act_jac, blocks)
+            if rule != "chain rule":
+                steps.append(Step(rule, blocks[d], form, self.expand_check(form, vector_ref)))
+                block_form = form
         if act_jac.structure == "diagonal":
             # Each entry as the two factors that meet, before they cancel: the lesson of a fused loss.
             factors = sp.ImmutableMatrix(1, loss_row.cols, [sp.Mul(g, act_jac.matrix[k, k], evaluate=False)
@@ -287,12 +296,6 @@ class Engine:
             cancelled = any(sp.count_ops(p) < sp.count_ops(f, visual=False) for p, f in zip(product, factors))
             if tidy != product or cancelled:
                 steps.append(Step("simplified", self.row(d), tidy, Check("expand", equal(tidy, product))))
-        # A softmax's product is not multiplied out here: its entries are sums over every output, and
-        # the index form derives one generic entry instead.
-        if act_jac.structure != "identity":
-            rule, form = _activation_step(gL, act_jac, blocks)
-            if rule != "chain rule":
-                steps.append(Step(rule, blocks[d], form, self.expand_check(form, vector_ref)))
         c = error_coefficient(list(raw_product), net.yhat, net.y, constraint)
         yhat, y = blocks["yhat"], blocks["y"]
         if c is not None and act_jac.structure != "identity":
@@ -302,12 +305,10 @@ class Engine:
                               self.expand_check(fused, vector_ref, detail, constraint)))
         else:
             c_loss = error_coefficient(list(loss_jac.matrix), net.yhat, net.y, constraint)
-            last = steps[-1].rhs if not steps[-1].explicit else gL
             if act_jac.structure == "identity" and c_loss is None:
                 steps.append(Step("identity", blocks[d], gL, self.expand_check(gL, vector_ref)))
             elif c_loss is not None:
-                closed = (gL if act_jac.structure == "identity" else last).xreplace(
-                    {gL: error_multiple(c_loss, yhat, y)})
+                closed = block_form.xreplace({gL: error_multiple(c_loss, yhat, y)})
                 steps.append(Step("loss gradient", blocks[d], closed,
                                   self.expand_check(closed, vector_ref, "", constraint)))
         return Chain(d, L, "delta", (naming.LOSS_GRADIENT, act_jac.name), self.prefix[L], tuple(steps))
@@ -353,12 +354,11 @@ class Engine:
         self.prefix[l] = (*upstream.full_chain, act_jac.name)
         steps = [Step("chain rule", self.row(d), first,
                       self.chain_rule_check(f"z{l}", f"h{l}", first, product))]
-        if act_jac.structure != "identity":
-            steps.append(Step("multiplied out", self.row(d), product, MULTIPLIED))
         free = f"{u} as free symbols"
         rule, form = _activation_step(blocks[u], act_jac, blocks)
-        if act_jac.structure != "identity":
+        if act_jac.structure != "identity":  # the block rewrite, then what it is entry by entry
             steps.append(Step(rule, blocks[d], form, self.expand_check(form, self.orient(product), free)))
+            steps.append(Step("multiplied out", self.row(d), product, MULTIPLIED))
         # The same rule applied to the compact ∂L/∂h⁽ˡ⁾: the form the code computes.
         _, final = _activation_step(upstream.compact, act_jac, blocks)
         up_value = evaluate(upstream.compact, blocks.env())

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import keyword
 import re
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -76,7 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--out", required=True, type=Path, metavar="DIR")
     build.add_argument("--pdf", action="store_true", help="compile the handouts too")
 
-    sub.add_parser("presets", help="list the built-in specs")
+    presets = sub.add_parser("presets", help="list the built-in specs, or print one's TOML to start a spec from")
+    presets.add_argument("--toml", metavar="NAME", help="print this preset's TOML (derive presets --toml "
+                                                          "two-layer-relu > my-net.toml)")
     return parser
 
 
@@ -111,10 +114,10 @@ def _check_max_side(value: int) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from derive.derivation import derive
+    from derive.derivation import derive_shown
 
     max_side = _check_max_side(args.max_side)
-    derivation = derive(_spec(args))
+    derivation = derive_shown(_spec(args), max_side)
     if args.json:
         from derive.render.json import render_json
 
@@ -127,9 +130,14 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_presets(args: argparse.Namespace) -> int:
-    from derive.spec import load_preset, preset_names
+    from derive.spec import load_preset, preset_names, preset_text
 
     names = preset_names()
+    if args.toml is not None:
+        if args.toml not in names:
+            raise DeriveError(f"no such preset; presets: {', '.join(names)}", args.toml)
+        sys.stdout.write(preset_text(args.toml))
+        return 0
     width = max(len(n) for n in names)
     for name in names:
         spec = load_preset(name)
@@ -212,8 +220,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.close()
         return 0
     except KeyboardInterrupt:
+        # Files are written as sets with the interrupt held back while they switch (files.write_set):
+        # whatever was interrupted, each set is the old one or the new one.
+        sys.stderr.write("derive: interrupted; no file was left half-written, and files written together "
+                         "are all new or all as they were\n")
         return 130
 
 
+def _terminate(signum, frame) -> None:
+    raise KeyboardInterrupt  # SIGTERM ends the run as SIGINT does: cleanly, with one line
+
+
 def run() -> None:
+    signal.signal(signal.SIGTERM, _terminate)
     sys.exit(main())

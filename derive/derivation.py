@@ -15,8 +15,10 @@ from derive import naming
 from derive.blocks import Blocks, network_blocks
 from derive.chain import Chain, LayerBackward, backward_pass
 from derive.checks import DEFINITION, Check
+from derive.errors import DeriveError
 from derive.jacobians import Jacobians, LocalJacobian, local_jacobians
 from derive.network import SymbolicNetwork, build_network
+from derive.sizes import Sizes, small_instance
 from derive.spec import NetworkSpec
 
 
@@ -51,6 +53,7 @@ class Derivation:
     teaching: object | None = None     # a teaching.Teaching: the seeds' devices and the general forms
     example: object | None = None      # a WorkedExample, when the spec has numbers
     domain: object | None = None       # a domain.DomainWarning: the loss is never defined on the outputs
+    sizes: Sizes | None = None         # set when a small instance of a wide network stands for it (derive_shown)
 
     @property
     def local_jacobians(self) -> list[LocalJacobian]:
@@ -141,3 +144,19 @@ def derive(spec: NetworkSpec) -> Derivation:
 
         derivation = replace(derivation, example=work_example(derivation))
     return derivation
+
+
+def derive_shown(spec: NetworkSpec, max_side: int = 6) -> Derivation:
+    """The derivation a renderer shows. A network with a layer wider than `max_side` (more than a displayed
+    side) is derived at a small instance whose every wide side is elided just the same, and the result
+    carries the real widths (derive.sizes): what is shown is the full network's, at a cost that does
+    not grow with the width."""
+    found = small_instance(spec, max_side)
+    if found is None:
+        return derive(spec)
+    if spec.example is not None:
+        raise DeriveError(f"a worked example is shown for layers of at most {max_side} units (this network has "
+                          f"{max(spec.widths)}); `derive numpy` and `derive check` take any width",
+                          f"{spec.name or 'spec'}: example")
+    small, sizes = found
+    return replace(derive(small), spec=spec, sizes=sizes)

@@ -25,7 +25,9 @@ def _numbers(rng: random.Random, shape: tuple[int, int], low: int, high: int) ->
 def variant_spec(spec: NetworkSpec, n: int) -> NetworkSpec:
     """Widths moved by at most one (the output width kept), and small integer numbers to work with."""
     rng = random.Random(f"{spec.name}/{n}")
-    widths = [max(1, min(MAX_UNITS, w + rng.choice((-1, 0, 1)))) for w in spec.widths[:-1]] + [spec.widths[-1]]
+    # a layer of two or more stays two or more: with one unit, the diagonal and outer-product steps are trivial
+    widths = [max(min(w, 2), min(MAX_UNITS, w + rng.choice((-1, 0, 1)))) for w in spec.widths[:-1]] + \
+        [spec.widths[-1]]
     layers = tuple(dataclasses.replace(layer, units=widths[i + 1]) for i, layer in enumerate(spec.layers))
     base = dataclasses.replace(spec, input=widths[0], layers=layers, example=None, name=f"{spec.name}-variant-{n}",
                                title=f"{spec.title or spec.name} (variant {n})")
@@ -59,12 +61,16 @@ def _example(spec: NetworkSpec, layers: tuple[LayerSpec, ...], rng: random.Rando
 
 
 def _workable(spec: NetworkSpec) -> bool:
-    """No pre-activation of a relu-like layer exactly at its kink (its derivative there is a
-    convention), and no number outside a formula's domain (log z at z ≤ 0): every value is real."""
+    """Numbers a student can work with and learn from: no pre-activation of a relu-like layer exactly at
+    its kink (its derivative there is a convention), no number outside a formula's domain (log z at
+    z ≤ 0), a softmax's inputs within 4 of each other (beyond, its outputs are 0 and 1 to many digits
+    and every gradient vanishes), and, where there are kinked units, a gate closed somewhere but some
+    gate of every layer open."""
     net = build_network(spec)
     ex = spec.example
     assert ex is not None
     values: dict = dict(zip(net.x, ex.x))
+    kinked, closed = False, False
     for layer in net.layers:
         rows = ex.param(f"W{layer.index}")
         values.update({layer.W[i, j]: rows[i][j] for i in range(layer.W.rows) for j in range(layer.W.cols)})
@@ -73,9 +79,16 @@ def _workable(spec: NetworkSpec) -> bool:
         zs = [e.xreplace(values) for e in layer.z_exprs]
         if layer.activation.kinked and 0 in zs:
             return False
+        if layer.activation.kinked and layer.index < len(net.layers):
+            if all(z < 0 for z in zs):
+                return False  # every gate closed: nothing passes back, and every gradient below is 0
+            kinked = True
+            closed = closed or any(z < 0 for z in zs)
+        if not layer.activation.elementwise and max(zs) - min(zs) > 4:
+            return False
         values.update(dict(zip(layer.z, zs)))
         hs = [e.xreplace(values) for e in layer.h_exprs]
         if not all(finite_real(h) for h in hs):
             return False
         values.update(dict(zip(layer.h, hs)))
-    return True
+    return closed or not kinked

@@ -130,9 +130,10 @@ class Generic:
         """The weight from input `inp` to output `out`, as the convention stores it."""
         return W[out, inp] if self.column else W[inp, out]
 
-    def z_expr(self, i) -> sp.Expr:
+    def z_expr(self, i, bias: bool = True) -> sp.Expr:
         n_in = WIDTHS[0]
-        return sp.Sum(self.w(self.W, i, self.p) * self.a[self.p], (self.p, 1, n_in)) + self.b[i]
+        total = sp.Sum(self.w(self.W, i, self.p) * self.a[self.p], (self.p, 1, n_in))
+        return total + self.b[i] if bias else total
 
     def z_next_expr(self, m) -> sp.Expr:
         n = WIDTHS[1]
@@ -153,23 +154,25 @@ def _partial(of: sp.Expr, wrt: sp.Expr) -> sp.Derivative:
 
 
 @cache
-def generic_steps(convention: str, elementwise: bool) -> list[tuple[str, sp.Expr, list[sp.Expr]]]:
-    """(name, lhs, forms) of each index step: SymPy's differentiation and sums, at symbolic sizes."""
+def generic_steps(convention: str, elementwise: bool, bias: bool = True) -> list[tuple[str, sp.Expr, list[sp.Expr]]]:
+    """(name, lhs, forms) of each index step: SymPy's differentiation and sums, at symbolic sizes (a
+    network without biases has no b in z, and no bias step)."""
     g = Generic(convention)
     i, j, k, m = g.i, g.j, g.k, g.m
     n, n_next = WIDTHS[1], WIDTHS[2]
     out = []
     # z_i = Σ_p W_ip a_p + b_i, and its derivative with respect to one weight
-    out.append(("affine", g.z[i], [g.z_expr(i)]))
-    dz_dw = sp.diff(g.z_expr(i), g.w(g.W, j, k))
+    out.append(("affine", g.z[i], [g.z_expr(i, bias)]))
+    dz_dw = sp.diff(g.z_expr(i, bias), g.w(g.W, j, k))
     out.append(("weight Jacobian", _partial(g.z[i], g.w(g.W, j, k)), [dz_dw, collapse(dz_dw)]))
     grad_w = sp.Sum(g.delta[i] * collapse(dz_dw), (i, 1, n))
     out.append(("weight", _partial(sp.Symbol("L"), g.w(g.W, j, k)),
                 [sp.Sum(g.delta[i] * _partial(g.z[i], g.w(g.W, j, k)), (i, 1, n)), grad_w, collapse(grad_w)]))
-    dz_db = sp.diff(g.z_expr(i), g.b[j])
-    grad_b = sp.Sum(g.delta[i] * collapse(dz_db), (i, 1, n))
-    out.append(("bias", _partial(sp.Symbol("L"), g.b[j]),
-                [sp.Sum(g.delta[i] * _partial(g.z[i], g.b[j]), (i, 1, n)), grad_b, collapse(grad_b)]))
+    if bias:
+        dz_db = sp.diff(g.z_expr(i), g.b[j])
+        grad_b = sp.Sum(g.delta[i] * collapse(dz_db), (i, 1, n))
+        out.append(("bias", _partial(sp.Symbol("L"), g.b[j]),
+                    [sp.Sum(g.delta[i] * _partial(g.z[i], g.b[j]), (i, 1, n)), grad_b, collapse(grad_b)]))
     # ∂z⁽ˡ⁺¹⁾_m/∂h_j, and the sum over the paths through layer l + 1
     dzn = sp.diff(g.z_next_expr(m), g.h[j])
     out.append(("input Jacobian", _partial(g.z_next[m], g.h[j]), [dzn, collapse(dzn)]))
@@ -316,13 +319,13 @@ def _agrees(name: str, form: sp.Expr, convention: str, vec: str, sizes: tuple[in
 
 @cache
 def index_forms(convention: str, vec: str, spec_sizes: tuple[int, int, int], elementwise: bool,
-                output: tuple | None) -> IndexForms:
+                output: tuple | None, bias: bool = True) -> IndexForms:
     """Every generic step, each checked at the spec's sizes and at OTHER_SIZES."""
     # The spec's own sizes too, where writing them out is cheap (every entry of ∂z/∂W is one check).
     small = spec_sizes[0] * spec_sizes[1] * spec_sizes[2] <= 36
     sizes = tuple(dict.fromkeys((*((spec_sizes,) if small else ()), *OTHER_SIZES)))
     steps = []
-    for name, lhs, forms in generic_steps(convention, elementwise):
+    for name, lhs, forms in generic_steps(convention, elementwise, bias):
         forms = list(_derivation(forms))
         if name == "affine":
             steps.append(IndexStep(name, lhs, tuple(forms), Check("definition", True)))

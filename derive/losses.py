@@ -43,7 +43,8 @@ LOSSES: dict[str, Loss] = {
         Loss("mse", "mean squared error, (1/K) Σ_k (ŷ_k − y_k)²", lambda yh, y: _sse(yh, y) / len(y)),
         Loss("bce", "binary cross-entropy, −Σ_k [y_k log ŷ_k + (1 − y_k) log(1 − ŷ_k)]", _bce,
              needs_probabilities=True),
-        Loss("mean_bce", "binary cross-entropy averaged over the K outputs",
+        Loss("mean_bce", "binary cross-entropy averaged over the K outputs, "
+                         "−(1/K) Σ_k [y_k log ŷ_k + (1 − y_k) log(1 − ŷ_k)]",
              lambda yh, y: _bce(yh, y) / len(y), needs_probabilities=True),
         Loss("ce", "cross-entropy, −Σ_k y_k log ŷ_k",
              lambda yh, y: -sp.Add(*[b * sp.log(a) for a, b in zip(yh, y)]),

@@ -85,7 +85,7 @@ _GREEK_TEXT = dict(zip(
      "upsilon phi chi psi omega").split(),
     "αβγδεζηθικλμνξοπρστυφχψω",
 ))
-_SUP = str.maketrans("0123456789()+-−=aeoixnhjlmrstuvwzL", "⁰¹²³⁴⁵⁶⁷⁸⁹⁽⁾⁺⁻⁻⁼ᵃᵉᵒⁱˣⁿʰʲˡᵐʳˢᵗᵘᵛʷᶻᴸ")
+_SUP = str.maketrans("0123456789()+-−=aeoixnhjlmrstuvwzLN", "⁰¹²³⁴⁵⁶⁷⁸⁹⁽⁾⁺⁻⁻⁼ᵃᵉᵒⁱˣⁿʰʲˡᵐʳˢᵗᵘᵛʷᶻᴸᴺ")
 _SUB = str.maketrans("0123456789,ijkmprln", "₀₁₂₃₄₅₆₇₈₉,ᵢⱼₖₘₚᵣₗₙ")
 _SUB_CHARS = "₀₁₂₃₄₅₆₇₈₉,ᵢⱼₖₘₚᵣₗₙ"
 
@@ -147,6 +147,11 @@ class Display:
     functions: tuple[str, ...]  # per layer, the name its activation is written with (σ, relu, tanh, f)
     labels: tuple[tuple[int, str], ...] = ()  # layer numbers written otherwise: ((1, "l"), (2, "l+1"))
     convention: str = "column"
+    sizes: object | None = None  # a sizes.Sizes where a small instance stands for a wide network
+
+    def side(self, n: int) -> int:
+        """A side of a block (an identity's size) at the real width."""
+        return self.sizes.dimension(n) if self.sizes is not None else n
 
     # -- pieces ------------------------------------------------------------------------------------
 
@@ -173,7 +178,7 @@ class Display:
         if style == "bracket":  # Unicode has no superscript brackets
             return f"^[{lab}{extra}]"
         sup = f"({lab}{extra})".translate(_SUP)
-        return sup if all(c in "⁰¹²³⁴⁵⁶⁷⁸⁹⁽⁾⁺⁻ᵃᵉᵒⁱˣⁿʰʲˡᵐʳˢᵗᵘᵛʷᶻᴸ" for c in sup) else f"^({lab}{extra})"
+        return sup if all(c in "⁰¹²³⁴⁵⁶⁷⁸⁹⁽⁾⁺⁻ᵃᵉᵒⁱˣⁿʰʲˡᵐʳˢᵗᵘᵛʷᶻᴸᴺ" for c in sup) else f"^({lab}{extra})"
 
     def letter(self, role: str, latex: bool, bold: bool = False) -> str:
         value = getattr(self.notation, role)

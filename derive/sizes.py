@@ -37,6 +37,7 @@ class Sizes:
     real: tuple[int, ...]
     small: tuple[int, ...]
     convention: str
+    cap: int = CAP
 
     def width(self, layer: int) -> int:
         return self.real[layer]
@@ -63,7 +64,7 @@ class Sizes:
         """Every component symbol of `expr` at the real widths."""
         if not isinstance(expr, sp.Basic):
             return expr
-        mapping = {s: self.symbol(s) for s in expr.free_symbols if isinstance(s, sp.Symbol)}
+        mapping = {s: self.symbol(s) for s in expr.atoms(sp.Symbol)}  # a Derivative's variable too
         mapping = {a: b for a, b in mapping.items() if a != b}
         return expr.xreplace(mapping) if mapping else expr
 
@@ -80,6 +81,15 @@ class Sizes:
         if m:
             l = int(m[1])
             return 1, self.real[l] * self.real[l - 1]
+        return self.dimension(shape[0]), self.dimension(shape[1])
+
+    def shape_of(self, of: sp.Basic | None, shape: tuple[int, int]) -> tuple[int, int]:
+        """The real shape of a quantity shown as `of` (a named block, or its transpose): by its name
+        where it has one, else side by side."""
+        if isinstance(of, sp.MatrixSymbol):
+            return self.block_shape(of.name, shape)
+        if isinstance(of, sp.Transpose) and isinstance(of.arg, sp.MatrixSymbol):
+            return self.block_shape(of.arg.name, shape[::-1])[::-1]
         return self.dimension(shape[0]), self.dimension(shape[1])
 
     def jacobian_shape(self, of: str, wrt: str) -> tuple[int, int]:
@@ -104,19 +114,19 @@ class Sizes:
         return sum(a * b for a, b in zip(self.real, self.real[1:]))
 
 
-def small_instance(spec: NetworkSpec) -> tuple[NetworkSpec, Sizes] | None:
-    """The spec with every width above CAP narrowed (distinct widths stay distinct), and the real
+def small_instance(spec: NetworkSpec, cap: int = CAP) -> tuple[NetworkSpec, Sizes] | None:
+    """The spec with every width above `cap` narrowed (distinct widths stay distinct), and the real
     widths; None when every width is at most CAP. The output width is kept where the loss averages
     over it (mse, mean_bce: its 1/K must read the real K)."""
     widths = spec.widths
     keep_output = spec.loss.kind in ("mse", "mean_bce")
     kept = widths[-1] if keep_output else None
-    narrowed = sorted({w for k, w in enumerate(widths) if w > CAP and not (keep_output and k == len(widths) - 1)})
+    narrowed = sorted({w for k, w in enumerate(widths) if w > cap and not (keep_output and k == len(widths) - 1)})
     if not narrowed:
         return None
-    # CAP + 1, CAP + 2, …: distinct, and none equal to a width that is kept (each side maps back uniquely)
-    free = (n for n in range(CAP + 1, CAP + 2 + len(narrowed) + 1) if n != kept)
+    # cap + 1, cap + 2, …: distinct, and none equal to a width that is kept (each side maps back uniquely)
+    free = (n for n in range(cap + 1, cap + 2 + len(narrowed) + 1) if n != kept)
     new = {w: next(free) for w in narrowed}
     small = tuple(w if keep_output and k == len(widths) - 1 else new.get(w, w) for k, w in enumerate(widths))
     layers = tuple(dataclasses.replace(layer, units=units) for layer, units in zip(spec.layers, small[1:]))
-    return dataclasses.replace(spec, input=small[0], layers=layers), Sizes(widths, small, spec.convention)
+    return dataclasses.replace(spec, input=small[0], layers=layers), Sizes(widths, small, spec.convention, cap)

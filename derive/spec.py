@@ -435,9 +435,13 @@ def preset_names() -> list[str]:
     return sorted(p.name.removesuffix(".toml") for p in folder.iterdir() if p.name.endswith(".toml"))
 
 
+def preset_text(name: str) -> str:
+    """A preset's TOML, comments and all: a spec to start from."""
+    return (resources.files("derive") / "presets" / f"{name}.toml").read_text(encoding="utf-8")
+
+
 def load_preset(name: str) -> NetworkSpec:
-    resource = resources.files("derive") / "presets" / f"{name}.toml"
-    return spec_from_dict(tomllib.loads(resource.read_text(encoding="utf-8")), f"preset {name}")
+    return spec_from_dict(tomllib.loads(preset_text(name)), f"preset {name}")
 
 
 def load_spec(source: str) -> NetworkSpec:

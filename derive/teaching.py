@@ -186,9 +186,10 @@ def _dependencies(d, l: int) -> tuple[Dependency, ...]:
     act = d.jacobians.activation[l]
     if act.structure == "diagonal" and layer.n_out > 1:
         out.append(dependency(act, dict(zip(layer.h, layer.h_exprs)), list(layer.z)))
-    wjac = d.jacobians.weights[l]
-    flat = _flatten(layer.W, d.spec.vec)
-    out.append(dependency(wjac, dict(zip(layer.z, layer.z_exprs)), flat))
+    if layer.n_out > 1:  # with one unit, no entry of ∂z/∂vec(W) is zero: nothing to look at first
+        wjac = d.jacobians.weights[l]
+        flat = _flatten(layer.W, d.spec.vec)
+        out.append(dependency(wjac, dict(zip(layer.z, layer.z_exprs)), flat))
     return tuple(out)
 
 
@@ -404,7 +405,8 @@ def teaching(d) -> Teaching:
         widths = spec.widths
         l = paths_at or 1
         sizes = (widths[l - 1], widths[l], widths[l + 1] if l + 1 < len(widths) else widths[l])
-        index = index_forms(spec.convention, spec.vec, sizes, elementwise, output)
+        index = index_forms(spec.convention, spec.vec, sizes, elementwise, output,
+                            any(layer.b is not None for layer in net.layers))
     # δ and the parameters' gradients, as seed 002's table has them; ∂L/∂h is a step on the way.
     summary = tuple(SummaryRow(c, all_of("steps", [s.check for s in c.steps])) for c in d.chains
                     if c.kind in ("delta", "weight", "bias") and c.compact is not None)

@@ -95,7 +95,7 @@ def test_seed_000_steps_in_order():
         "delta reuse", "multiplied out", "regrouped", "flattened weight to outer product"]
     assert [s.rule for s in dv.layer(1).upstream.steps] == ["chain rule", "multiplied out", "dense transpose"]
     assert [s.rule for s in dv.delta(1).steps] == [
-        "chain rule", "multiplied out", "diagonal to Hadamard", "upstream substituted"]
+        "chain rule", "diagonal to Hadamard", "multiplied out", "upstream substituted"]
     assert [s.rule for s in dv.delta(2).steps] == ["chain rule", "loss gradient"]
     assert dv.verified
 

@@ -54,7 +54,7 @@ def text_view(d):
 
     display = display_for(d)
     printer = TextPrinter(display)
-    p = Printers(printer.doprint, lambda m: text_matrix(m, printer), display, latex=False,
+    p = Printers(printer.doprint, lambda m, shape=None: text_matrix(m, printer, shape=shape), display, latex=False,
                  fits=lambda m: grid_fits(m, printer))
     return build_view(d, p, lambda disp: TextPrinter(disp).doprint)
 

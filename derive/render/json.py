@@ -9,6 +9,7 @@ each method means, and "methods" repeats it.
 
 from __future__ import annotations
 
+import contextvars
 import json
 from typing import Any
 
@@ -19,6 +20,9 @@ from derive.chain import Chain, Step
 from derive.checks import DEFINITION, METHODS
 from derive.derivation import Derivation
 from derive.example import WorkedExample
+from derive.render.printers import MAX_TERMS
+from derive.render.view import picked, position
+from derive.sizes import Sizes
 
 
 class _Printer(StrPrinter):
@@ -28,34 +32,61 @@ class _Printer(StrPrinter):
         return f"Identity({e.rows})"
 
 
+# Set while a wide network's small instance is written out (derive.sizes): its matrices are written
+# elided at the real widths.
+_SIZES: contextvars.ContextVar[Sizes | None] = contextvars.ContextVar("sizes", default=None)
+
+
 def expr(e: sp.Basic) -> str:
-    return _Printer({"order": "none"}).doprint(e)
+    sizes = _SIZES.get()
+    return _Printer({"order": "none"}).doprint(sizes.rename(e) if sizes is not None else e)
 
 
-def matrix(m: sp.MatrixBase) -> list[list[str]]:
-    return [[expr(m[i, j]) for j in range(m.cols)] for i in range(m.rows)]
+def matrix(m: sp.MatrixBase, of: sp.Basic | None = None, shape: tuple[int, int] | None = None
+           ) -> list[list[str]] | dict[str, Any]:
+    """A list of rows; for a wide network, {"shape", "rows", "cols", "entries"}: the entries at the
+    rows and columns listed (1-based, at the real widths), the rest following the same pattern."""
+    sizes = _SIZES.get()
+    if sizes is None:
+        return [[expr(m[i, j]) for j in range(m.cols)] for i in range(m.rows)]
+    real = shape or sizes.shape_of(of, m.shape)
+    rows, cols = (picked(n, sizes.cap) for n in m.shape)
+    rows, cols = [i for i in rows if i is not None], [j for j in cols if j is not None]
+    return {"shape": list(real), "rows": [position(i, m.rows, real[0]) for i in rows],
+            "cols": [position(j, m.cols, real[1]) for j in cols],
+            "entries": [[_entry(m[i, j]) for j in cols] for i in rows]}
 
 
-def _value(rhs: sp.Basic) -> str | list[list[str]]:
-    return matrix(rhs) if isinstance(rhs, sp.MatrixBase) else expr(rhs)
+def _entry(e: sp.Basic) -> str | None:
+    """An entry of a wide network's matrix; null where it sums over a narrowed layer (more terms than a
+    small instance holds, so the instance's sum is not the network's)."""
+    if any(len(a.args) > MAX_TERMS for a in e.atoms(sp.Add)):
+        return None
+    return expr(e)
+
+
+def _value(rhs: sp.Basic, of: sp.Basic | None = None) -> str | list[list[str]] | dict[str, Any]:
+    return matrix(rhs, of) if isinstance(rhs, sp.MatrixBase) else expr(rhs)
 
 
 def _block(d: Derivation, name: str, symbol: sp.MatrixSymbol, with_value: bool) -> dict[str, Any]:
-    out: dict[str, Any] = {"shape": [int(n) for n in symbol.shape]}
+    shape = tuple(int(n) for n in symbol.shape)
+    out: dict[str, Any] = {"shape": list(d.sizes.shape_of(symbol, shape) if d.sizes else shape)}
     if with_value:
-        out["value"] = matrix(d.blocks.values[name])
+        out["value"] = matrix(d.blocks.values[name], symbol)
     return out
 
 
 def _step(s: Step) -> dict[str, Any]:
-    return {"rule": s.rule, "verified": s.verified, "lhs": expr(s.lhs), "rhs": _value(s.rhs),
+    return {"rule": s.rule, "verified": s.verified, "lhs": expr(s.lhs), "rhs": _value(s.rhs, s.lhs),
             "check": s.check.to_dict()}
 
 
 def _chain(d: Derivation, c: Chain, **head: Any) -> dict[str, Any]:
     explicit = d.explicit[c.target]
-    return {**head, "shape": list(explicit.shape), "chain": list(c.full_chain), "local_chain": list(c.factors),
-            "explicit": matrix(explicit), "compact": expr(c.compact) if c.compact is not None else None,
+    shape = d.sizes.shape_of(c.lhs, explicit.shape) if d.sizes else explicit.shape
+    return {**head, "shape": list(shape), "chain": list(c.full_chain), "local_chain": list(c.factors),
+            "explicit": matrix(explicit, shape=shape), "compact": expr(c.compact) if c.compact is not None else None,
             "steps": [_step(s) for s in c.steps]}
 
 
@@ -88,16 +119,25 @@ def _teaching(d: Derivation) -> dict[str, Any]:
 
 
 def to_data(d: Derivation) -> dict[str, Any]:
+    token = _SIZES.set(d.sizes)
+    try:
+        return _data(d)
+    finally:
+        _SIZES.reset(token)
+
+
+def _data(d: Derivation) -> dict[str, Any]:
     auxiliary = {"gL", *(f"dact{layer.index}" for layer in d.network.layers)}
     data: dict[str, Any] = {
         "spec": d.spec.to_dict(),
-        "forward": [{"lhs": expr(eq.lhs), "rhs": expr(eq.rhs), "check": eq.check.to_dict()} for eq in d.forward],
+        "forward": [{"lhs": expr(eq.lhs), "rhs": expr(eq.rhs), "check": eq.check.to_dict()} for eq in _forward(d)],
         "loss": {"lhs": "L", "rhs": expr(d.loss.rhs), "check": DEFINITION.to_dict()},
         # Compact forms are matrix expressions over these blocks; σ′ and ∂L/∂ŷ come with their entries.
         "blocks": {name: _block(d, name, symbol, name in auxiliary) for name, symbol in d.blocks.symbols.items()},
         "jacobians": [
-            {"of": j.of, "wrt": j.wrt, "shape": list(j.matrix.shape), "structure": j.structure,
-             "block": expr(j.block), "matrix": matrix(j.matrix),
+            {"of": j.of, "wrt": j.wrt, "structure": j.structure, "block": expr(j.block),
+             "shape": list(d.sizes.jacobian_shape(j.of, j.wrt) if d.sizes else j.matrix.shape),
+             "matrix": matrix(j.matrix, shape=d.sizes.jacobian_shape(j.of, j.wrt) if d.sizes else None),
              "check": {"method": "differentiation", "passed": True}}
             for j in d.local_jacobians
         ],
@@ -106,7 +146,7 @@ def to_data(d: Derivation) -> dict[str, Any]:
         "order": [c.target for c in d.chains],
         "loss_gradient": {"steps": [_step(s) for s in d.loss_gradient.steps],
                           "compact": expr(d.loss_gradient.compact) if d.loss_gradient.compact is not None else None,
-                          "explicit": matrix(d.explicit["gL"])},
+                          "explicit": matrix(d.explicit["gL"], d.loss_gradient.lhs)},
         "upstream": [_chain(d, c, layer=c.layer) for c in d.upstreams],
         "deltas": [_chain(d, c, layer=c.layer) for c in d.deltas],
         "gradients": [_chain(d, c, param=c.target) for c in d.gradients],
@@ -118,6 +158,17 @@ def to_data(d: Derivation) -> dict[str, Any]:
     if d.example is not None:
         data["example"] = example_data(d.example)
     return data
+
+
+def _forward(d: Derivation) -> list:
+    """Every unit's equations; for a wide network, those of the units its matrices show."""
+    if d.sizes is None:
+        return list(d.forward)
+    out = []
+    for layer in d.network.layers:
+        for k in (k for k in picked(layer.n_out, d.sizes.cap) if k is not None):
+            out += [eq for eq in d.forward if eq.lhs in (layer.z[k], layer.h[k])]
+    return out
 
 
 def _quantities(items) -> dict[str, Any]:

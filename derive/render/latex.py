@@ -6,6 +6,7 @@ places the nodes of the network diagram, escapes user text, and runs pdflatex re
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shutil
@@ -17,12 +18,12 @@ from typing import Any
 
 import sympy as sp
 
-from derive.derivation import Derivation, derive
+from derive.derivation import Derivation, derive_shown
 from derive.errors import DeriveError
-from derive.files import write_atomically
+from derive.files import write_atomically, write_set
 from derive.render.environment import latex_environment
 from derive.render.printers import NotationLatexPrinter, eliding
-from derive.render.view import Printers, build_view, display_for, picked
+from derive.render.view import Printers, build_view, display_for, picked, position
 from derive.spec import NetworkSpec
 
 MAX_SIDE = 6        # rows or columns of a matrix shown before eliding
@@ -120,9 +121,11 @@ def _lines(expr: sp.Expr, printer: NotationLatexPrinter, width: int) -> list[str
     return [tex]
 
 
-def latex_matrix(m: sp.MatrixBase, printer: NotationLatexPrinter, max_side: int = MAX_SIDE) -> dict[str, Any]:
+def latex_matrix(m: sp.MatrixBase, printer: NotationLatexPrinter, max_side: int = MAX_SIDE,
+                 shape: tuple[int, int] | None = None) -> dict[str, Any]:
     """A bmatrix with ⋯ ⋮ ⋱ beyond `max_side`, or, when entries are long, a list of the entries that
-    are not 0 and a count of those that are."""
+    are not 0 and a count of those that are. `shape`: the real shape a small instance stands for."""
+    real_rows, real_cols = shape if shape is not None and tuple(shape) != m.shape else (None, None)
     rows, cols = picked(m.rows, max_side), picked(m.cols, max_side)
     with eliding(printer):
         cells = {(i, j): printer.doprint(m[i, j]) for i in rows if i is not None for j in cols if j is not None}
@@ -158,7 +161,8 @@ def latex_matrix(m: sp.MatrixBase, printer: NotationLatexPrinter, max_side: int 
                 terms = len(sp.Add.make_args(sp.expand(m[i, j]))) if m[i, j].count_ops() < 4000 else None
                 tex = r"\text{(" + (f"{terms} terms" if terms else "a long expression") + \
                       r" when expanded; see \texttt{derive show --json})}"
-            index = f"{i + 1}" if m.cols == 1 else f"{j + 1}" if m.rows == 1 else f"{i + 1},{j + 1}"
+            r, c = position(i, m.rows, real_rows), position(j, m.cols, real_cols)
+            index = f"{r}" if m.cols == 1 else f"{c}" if m.rows == 1 else f"{r},{c}"
             entries.append({"index": index, "tex": tex})
     return {"grid": "", "entries": entries, "elided": elided, "zeros": zeros}
 
@@ -244,15 +248,18 @@ def handout_view(d: Derivation, max_side: int = MAX_SIDE) -> dict[str, Any]:
     printer = NotationLatexPrinter(display)
     inline = NotationLatexPrinter(display)
     inline.inline_partials = True
-    p = Printers(printer.doprint, lambda m: latex_matrix(m, printer, max_side), display, latex=True,
-                 max_side=max_side, fits=lambda m: bool(latex_matrix(m, printer, max_side)["grid"]),
-                 inline=lambda m: latex_matrix(m, inline, max_side), entry=lambda e: _entry(printer, e))
+    p = Printers(printer.doprint, lambda m, shape=None: latex_matrix(m, printer, max_side, shape), display,
+                 latex=True, max_side=max_side, fits=lambda m: bool(latex_matrix(m, printer, max_side)["grid"]),
+                 inline=lambda m, shape=None: latex_matrix(m, inline, max_side, shape),
+                 entry=lambda e: _entry(printer, e))
     view = build_view(d, p, lambda disp: NotationLatexPrinter(disp).doprint)
     _escape_lines(view)
     view["title_tex"] = escape_tex(d.spec.title or d.spec.name)
+    view["layout"] = escape_tex(view["layout"])
     view["name_tex"] = escape_tex(d.spec.name)
     view["description_tex"] = escape_tex(d.spec.description)
-    view["loss_text_tex"] = escape_tex(d.network.loss.description.split(",")[0])
+    view["loss_text_tex"] = escape_tex(d.network.loss.description.split(",")[0]) + (
+        f" ($K = {d.spec.widths[-1]}$)" if "(1/K)" in d.network.loss.description else "")
     view["convention_tex"] = f"{d.spec.convention} vectors, ${view['affine']}$"
     view["layer_sentence"] = _layer_sentence(view["layers"])
     # A formula of the user's is displayed after the sentence, where it may be as long as it likes.
@@ -272,6 +279,8 @@ def handout_view(d: Derivation, max_side: int = MAX_SIDE) -> dict[str, Any]:
     for m in view["legend"]:
         m["text_tex"] = escape_tex(m["text"])
     if view["index"]:
+        for step in view["index"]["steps"] + ([view["index"]["output"]] if view["index"]["output"] else []):
+            step["lines"] = _chained(step["lhs"], step["forms"])
         sizes = sorted({s["check"]["detail"].removeprefix("at sizes ") for s in view["index"]["steps"]
                         if s["check"]["detail"].startswith("at sizes ")})
         view["index"]["sizes_tex"] = "widths " + escape_tex(", ".join(sizes))
@@ -280,6 +289,21 @@ def handout_view(d: Derivation, max_side: int = MAX_SIDE) -> dict[str, Any]:
     if view["example"] and d.example.decimal_from:
         view["example"]["previous"] = display.label(d.example.decimal_from - 1) if d.example.decimal_from > 1 else "0"
     return view
+
+
+def _chained(lhs: str, forms: list[str], width: int = 80) -> list[str]:
+    """lhs = f₁ = f₂ = …, the forms grouped into lines that fit (each line starts with =)."""
+    lines, current, used = [], [], visible_length(lhs)
+    for f in forms:
+        n = visible_length(f) + 3
+        if current and used + n > width:
+            lines.append(" = ".join(current))
+            current, used = [], visible_length(lhs)
+        current.append(f)
+        used += n
+    if current:
+        lines.append(" = ".join(current))
+    return lines
 
 
 def _layer_sentence(layers: list[dict[str, Any]]) -> str:
@@ -301,7 +325,9 @@ def render_handout(d: Derivation, max_side: int = MAX_SIDE) -> str:
 
 
 def render_exercise(d: Derivation, variant: int | None, max_side: int = MAX_SIDE) -> tuple[str, str]:
-    view = handout_view(d, max_side)
+    # every layer in full: a question asks for each explicit Jacobian, and its answer shows it
+    full = dataclasses.replace(d.spec, display=dataclasses.replace(d.spec.display, full_layers=True))
+    view = handout_view(dataclasses.replace(d, spec=full), max_side)
     view["variant"] = variant
     env = latex_environment()
     return env.get_template("exercise.tex.j2").render(**view), env.get_template("solution.tex.j2").render(**view)
@@ -315,18 +341,19 @@ def write_handouts(spec: NetworkSpec, output: Path, pdf: bool = False, exercise:
         find_pdflatex()  # fail before writing anything
     if exercise:
         chosen = variant_spec(spec, variant) if variant is not None else spec
-        sheet, solution = render_exercise(derive(chosen), variant, max_side)
+        sheet, solution = render_exercise(derive_shown(chosen, max_side), variant, max_side)
         solution_path = output.with_name(output.stem + "-solution.tex")
         files = [(output, sheet), (solution_path, solution)]
     else:
-        files = [(output, render_handout(derive(spec), max_side))]
-    written = []
+        files = [(output, render_handout(derive_shown(spec, max_side), max_side))]
+    # Everything is made before anything is written: a LaTeX failure or an interrupt leaves the old
+    # files, and the .tex and .pdf are replaced together.
+    outputs: dict[Path, str | bytes] = {}
     for path, text in files:
-        write_atomically(path, text)
-        written.append(path)
+        outputs[path] = text
         if pdf:
-            written.append(compile_pdf(path))
-    return written
+            outputs[path.with_suffix(".pdf")] = run_pdflatex(text, str(path))[0]
+    return write_set(outputs)
 
 
 def find_pdflatex() -> str:

@@ -133,7 +133,9 @@ class _Notation:
         """δ₁W₁₁ + δ₂W₂₁ + ⋯ + δ₆₄W₆₄,₁ for an entry that sums more than MAX_TERMS terms (the JSON has
         it whole)."""
         terms = board_order(list(expr.args))
-        if not self.elide or len(terms) <= MAX_TERMS:
+        # where a small instance stands for a wide network, a long sum runs over a narrowed layer: its
+        # terms shown are not all of them, so it is always written with its gap
+        if not (self.elide or self.display.sizes is not None) or len(terms) <= MAX_TERMS:
             return None
         shown = [*terms[:2], terms[-1]]
         parts = [self._print(t) for t in shown]
@@ -194,7 +196,7 @@ class _Notation:
         args = sorted(expr.args, key=lambda a: not isinstance(a, sp.Idx))
         i, j = (self._print(a) for a in args)
         if self.display.notation.backward == "delta":  # δ already names the errors: 1[i = j], as for a label
-            return rf"\mathbb{{1}}[{i} = {j}]" if self.latex else f"1[{i} = {j}]"
+            return rf"\mathbf{{1}}[{i} = {j}]" if self.latex else f"1[{i} = {j}]"
         return rf"\delta_{{{i}{j}}}" if self.latex else self.display.subscript("δ", (i, j))
 
     def _sum_limits(self, expr: sp.Sum) -> str:
@@ -303,7 +305,8 @@ class TextPrinter(_Notation, StrPrinter):
 
     def _print_KroneckerProduct(self, expr: sp.KroneckerProduct) -> str:
         # The identity's size is the one thing I ⊗ aᵀ does not say by itself.
-        return " ⊗ ".join(f"I{self.display.subscript('', (str(a.shape[0]),))}" if isinstance(a, sp.Identity)
+        return " ⊗ ".join(f"I{self.display.subscript('', (str(self.display.side(a.shape[0])),))}"
+                          if isinstance(a, sp.Identity)
                           else self._wrap(a) for a in expr.args)
 
     def _print_DiagMatrix(self, expr) -> str:
@@ -372,7 +375,7 @@ class NotationLatexPrinter(_Notation, LatexPrinter):
                                for a in expr.args)
 
     def _print_KroneckerProduct(self, expr) -> str:
-        return r" \otimes ".join(rf"\mathbf{{I}}_{{{a.shape[0]}}}" if isinstance(a, sp.Identity) else
+        return r" \otimes ".join(rf"\mathbf{{I}}_{{{self.display.side(a.shape[0])}}}" if isinstance(a, sp.Identity) else
                                  rf"\left({self._print(a)}\right)" if _is_compound(a) else self._print(a)
                                  for a in expr.args)
 

@@ -7,7 +7,7 @@ import sympy as sp
 from derive.derivation import Derivation
 from derive.render.environment import text_environment
 from derive.render.printers import TextPrinter, eliding
-from derive.render.view import Printers, build_view, display_for, picked
+from derive.render.view import Printers, build_view, display_for, picked, position
 
 MAX_SIDE = 6       # rows or columns shown before eliding with ⋮ / ⋯
 MAX_CELL = 36      # wider entries are listed one per line instead of in a grid
@@ -25,7 +25,11 @@ def grid_fits(m: sp.MatrixBase, printer: TextPrinter, max_side: int = MAX_SIDE) 
                    for j in cols if j is not None)
 
 
-def text_matrix(m: sp.MatrixBase, printer: TextPrinter, max_side: int = MAX_SIDE) -> list[str]:
+def text_matrix(m: sp.MatrixBase, printer: TextPrinter, max_side: int = MAX_SIDE,
+                shape: tuple[int, int] | None = None) -> list[str]:
+    """A grid with ⋯ ⋮ ⋱ beyond `max_side`, or one entry a line; `shape`: the real shape a small
+    instance stands for (its last row and column are the real last ones)."""
+    real_rows, real_cols = shape if shape is not None and tuple(shape) != m.shape else (None, None)
     rows, cols = picked(m.rows, max_side), picked(m.cols, max_side)
     with eliding(printer):
         cells = {(i, j): _cut(printer.doprint(m[i, j])) for i in rows if i is not None for j in cols if j is not None}
@@ -39,11 +43,12 @@ def text_matrix(m: sp.MatrixBase, printer: TextPrinter, max_side: int = MAX_SIDE
                 continue
             for j in cols:
                 if j is None:
-                    lines.append(f"  [{i + 1},…]  ⋯")
+                    lines.append(f"  [{position(i, m.rows, real_rows)},…]  ⋯")
                 elif cells[(i, j)] == "0":
                     zeros += 1
                 else:
-                    lines.append(f"  [{i + 1},{j + 1}]  {cells[(i, j)]}")
+                    lines.append(f"  [{position(i, m.rows, real_rows)},{position(j, m.cols, real_cols)}]"
+                                 f"  {cells[(i, j)]}")
         if zeros:
             elided = len(cells) < m.rows * m.cols
             what = "entries shown" if elided else "entry" if zeros == 1 else f"{zeros} entries"
@@ -73,7 +78,8 @@ def _entry(printer: TextPrinter, e: sp.Basic) -> str:
 def render_text(derivation: Derivation, max_side: int = MAX_SIDE) -> str:
     display = display_for(derivation)
     printer = TextPrinter(display)
-    printers = Printers(printer.doprint, lambda m: text_matrix(m, printer, max_side), display, latex=False,
+    printers = Printers(printer.doprint, lambda m, shape=None: text_matrix(m, printer, max_side, shape), display,
+                        latex=False,
                         max_side=max_side, fits=lambda m: grid_fits(m, printer, max_side),
                         entry=lambda e: _entry(printer, e))
     view = build_view(derivation, printers, lambda display: TextPrinter(display).doprint)

@@ -47,7 +47,8 @@ def generic_affine(d: Derivation, make_printer: Callable[[Display], Callable[[sp
 
 LAYOUT_TEXT = {
     "gradient": "gradients shaped like the parameter",
-    "numerator": "numerator layout (the Jacobian's arrangement, transposed)",
+    "numerator": "numerator layout, as the Jacobian arranges it (∂L/∂W has the shape of Wᵀ, the gradient of a "
+                 "vector is a row)",
 }
 STRUCTURE_TEXT = {
     "row": "row vector",
@@ -66,22 +67,29 @@ def picked(n: int, limit: int) -> list[int | None]:
     return [*range(limit - 2), None, n - 1]
 
 
+def position(k: int, n: int, real: int | None) -> int:
+    """The 1-based index of entry k of a side of n, on a side that is really `real` long: a small
+    instance's last entry stands for the real last one (see derive.sizes)."""
+    return real if real is not None and k == n - 1 else k + 1
+
+
 def display_for(derivation: Derivation) -> Display:
     n = derivation.spec.notation
     taken = {n.input, n.pre, n.post, n.target, n.weight, n.bias, n.loss, "g" if n.backward == "g" else ""}
     functions = function_names([layer.activation for layer in derivation.network.layers], taken)
-    return Display(n, derivation.network.depth, functions, convention=derivation.spec.convention)
+    return Display(n, derivation.network.depth, functions, convention=derivation.spec.convention,
+                   sizes=derivation.sizes)
 
 
 @dataclass(frozen=True)
 class Printers:
     expr: Callable[[sp.Basic], str]          # one expression (scalar or block)
-    matrix: Callable[[sp.MatrixBase], Any]   # an explicit matrix, laid out for the medium
+    matrix: Callable[..., Any]               # an explicit matrix, laid out for the medium (and its real shape)
     display: Display
     latex: bool
     max_side: int = 6
     fits: Callable[[sp.MatrixBase], bool] = lambda m: True  # laid out as a grid, not entry by entry
-    inline: Callable[[sp.MatrixBase], Any] | None = None    # the same layout, ∂a/∂b written with a slash
+    inline: Callable[..., Any] | None = None                # the same layout, ∂a/∂b written with a slash
     entry: Callable[[sp.Basic], str] | None = None          # one entry, a long sum shortened
 
 
@@ -106,6 +114,7 @@ class _Builder:
                  make_printer: Callable[[Display], Callable[[sp.Basic], str]] | None = None) -> None:
         self.d, self.p = d, p
         self.make_printer = make_printer
+        self.sizes = d.sizes  # a wide network is shown through a small instance, relabelled
         self.seen: set[str] = set()
         self.methods: dict[str, None] = {}
         self.jac_names = {j.name: p.display.jacobian(j.of, j.wrt, p.latex) for j in d.local_jacobians}
@@ -118,18 +127,32 @@ class _Builder:
         self.seen.add(rule)
         return text
 
-    def value(self, rhs: sp.Basic) -> dict[str, Any]:
-        """An explicit matrix laid out, a 1×1 one as a scalar, anything else printed."""
+    def shown(self, e: sp.Basic) -> sp.Basic:
+        """Components at the real widths (x₉ of a small instance is x₇₈₄)."""
+        return self.sizes.rename(e) if self.sizes is not None else e
+
+    def real_shape(self, shape: tuple[int, int], of: sp.Basic | None = None) -> tuple[int, int]:
+        """A displayed quantity's shape at the real widths: a named block's by its name, else side by side."""
+        return tuple(shape) if self.sizes is None else self.sizes.shape_of(of, shape)
+
+    def value(self, rhs: sp.Basic, of: sp.Basic | None = None, shape: tuple[int, int] | None = None
+              ) -> dict[str, Any]:
+        """An explicit matrix laid out, a 1×1 one as a scalar, anything else printed; `of` (the lhs) or
+        `shape` gives its real shape where a small instance stands for a wide network."""
+        rhs = self.shown(rhs)
         if isinstance(rhs, sp.MatrixBase):
+            real = shape or self.real_shape(rhs.shape, of)
             if rhs.shape == (1, 1):
                 return {"rhs": self.p.expr(rhs[0, 0]), "matrix": None, "shape": "1×1"}
-            return {"rhs": None, "matrix": self.p.matrix(rhs), "shape": _shape(rhs)}
-        return {"rhs": self.p.expr(rhs), "matrix": None, "shape": _shape(rhs) if hasattr(rhs, "shape") else ""}
+            return {"rhs": None, "matrix": self.p.matrix(rhs, real), "shape": _shape(real)}
+        return {"rhs": self.p.expr(rhs), "matrix": None,
+                "shape": _shape(self.real_shape(rhs.shape, of)) if hasattr(rhs, "shape") else ""}
 
     def line(self, lhs: sp.Basic | str, rhs: sp.Basic, check: Check, rule: str = "", reason: str = "",
              chain: str = "") -> dict[str, Any]:
         self.methods[check.method] = None
-        return {"lhs": lhs if isinstance(lhs, str) else self.p.expr(lhs), "chain": chain, **self.value(rhs),
+        return {"lhs": lhs if isinstance(lhs, str) else self.p.expr(self.shown(lhs)), "chain": chain,
+                **self.value(rhs, None if isinstance(lhs, str) else lhs),
                 "rule": rule, "reason": self.reason(rule, reason) if rule else "", "check": check_view(check)}
 
     def step(self, s: Step, chain: str = "") -> dict[str, Any]:
@@ -148,7 +171,7 @@ class _Builder:
         shape = final.rhs.shape if hasattr(final.rhs, "shape") else final.lhs.shape
         lines = self.chain_lines(c, show_row, skip_explicit=brief)
         return {"kind": "lines", "title": title, "lines": lines, **extra,
-                "result": {"name": self.p.expr(final.lhs), "shape": _shape(shape)}}
+                "result": {"name": self.p.expr(final.lhs), "shape": _shape(self.real_shape(shape, final.lhs))}}
 
     def chain_lines(self, c: Chain, show_row: bool = True, skip_explicit: bool = False) -> list[dict[str, Any]]:
         """The chain's steps; the first one also shows the product of factor names it starts from."""
@@ -168,21 +191,28 @@ class _Builder:
 
     def jacobian(self, name: str, dependency=None, brief: bool = False) -> dict[str, Any]:
         j = next(j for j in self.d.local_jacobians if j.name == name)
+        real = self.sizes.jacobian_shape(j.of, j.wrt) if self.sizes is not None else j.matrix.shape
         check = Check("differentiation", True, "its structure read off by comparing the matrix with the block form")
         self.methods[check.method] = None
         item = {"kind": "jacobian", "name": self.jac_names[name], "of": j.of, "wrt": j.wrt,
                 "block": "" if j.structure == "row" else self.p.expr(j.block),
-                "shape": _shape(j.matrix), "structure": j.structure, "structure_text": STRUCTURE_TEXT[j.structure],
-                "matrix": self.value(j.matrix), "reason": "" if brief else j.reason, "check": check_view(check),
+                "shape": _shape(real), "structure": j.structure, "structure_text": STRUCTURE_TEXT[j.structure],
+                "matrix": self.value(j.matrix, shape=real), "reason": "" if brief else j.reason,
+                "check": check_view(check),
                 "dependency": None, "brief": brief and bool(j.block)}
         if dependency is not None:
             self.methods[dependency.check.method] = None
             partials = dependency.partials
-            shown = {"rhs": None, "matrix": self.p.inline(partials), "shape": _shape(partials)} if self.p.inline \
-                else self.value(partials)
+            shown = {"rhs": None, "matrix": self.p.inline(self.shown(partials), real), "shape": _shape(real)} \
+                if self.p.inline else self.value(partials, shape=real)
+            zeros = sum(row.count(True) for row in dependency.zero)
+            rows, cols = real
+            # each row has as many non-zero entries as the layer's input (a flattened weight) or one (a
+            # diagonal): counted at the real widths
+            per_row = (partials.rows * partials.cols - zeros) // partials.rows
+            nonzero = rows * (cols // rows if j.structure == "flattened-weight" else per_row)
             item["dependency"] = {"partials": shown, "check": check_view(dependency.check),
-                                  "lhs": item["name"], "zeros": sum(row.count(True) for row in dependency.zero),
-                                  "entries": partials.rows * partials.cols}
+                                  "lhs": item["name"], "zeros": rows * cols - nonzero, "entries": rows * cols}
         return item
 
 
@@ -240,7 +270,8 @@ def backward_view(d: Derivation, b: _Builder) -> list[dict[str, Any]]:
                 shown_functions |= set(ident.layers)
                 del derivatives_left[first]
         # One unit with scalars first (seed 001), then the layer stacked into matrices.
-        if t.unit is not None and t.unit.layer == l:
+        # (not where a small instance stands for a wide layer: its input's weights are more than it lists)
+        if t.unit is not None and t.unit.layer == l and d.sizes is None:
             items.append({"kind": "unit", "unit": str(t.unit.unit), "lines": [b.step(s) for s in t.unit.steps]})
         items.append(b.jacobian(act.name, deps.get(act.name) if t.focus == l else None, brief=brief))
         delta_item = b.chain_item("delta", lb.delta, brief=brief)
@@ -335,6 +366,16 @@ def disp_x(d: Derivation, p: Printers) -> str:
     return p.display.block("x", p.latex)
 
 
+def delta_definition(d: Derivation, latex: bool, make_printer) -> str:
+    """δ⁽ˡ⁾ = (∂L/∂z⁽ˡ⁾)ᵀ: the layer's error, a vector as the convention writes vectors."""
+    generic = _generic_display(d)
+    name = make_printer(generic)(d.blocks["delta1"])
+    jac = generic.jacobian("L", "z1", latex)
+    if d.spec.convention == "row":
+        return f"{name} = {jac}"
+    return f"{name} = \\left({jac}\\right)^{{\\top}}" if latex else f"{name} = ({jac})ᵀ"
+
+
 def general_view(d: Derivation, make_printer, b: _Builder) -> list[dict[str, Any]]:
     """The results for any layer l, each in the labels of a generic layer (the output layer's as N)."""
     out = []
@@ -354,11 +395,10 @@ def general_view(d: Derivation, make_printer, b: _Builder) -> list[dict[str, Any
 def chains_view(d: Derivation, b: _Builder) -> list[dict[str, Any]]:
     """Every parameter's chain, the factors that make up δ bracketed, then δᵀ times the last one."""
     p = b.p
-    structure = {j.name: j.structure for j in d.local_jacobians}
     out = []
     for c in d.teaching.chains:
         b.methods[c.check.method] = None
-        shared = [f for f in c.factors[:c.shared] if structure[f] != "identity"]
+        shared = list(c.factors[:c.shared])
         delta_row = p.expr(d.blocks.as_row(d.blocks[c.delta]))
         out.append({"lhs": p.expr(c.lhs), "shared": [b.factor(f) for f in shared], "delta": delta_row,
                     "last": b.factor(c.factors[-1]), "check": check_view(c.check)})
@@ -415,7 +455,7 @@ def example_view(d: Derivation, b: _Builder) -> dict[str, Any] | None:
         "inputs": [item(q) for q in ex.inputs],
         "forward": [item(q) for q in ex.forward],
         "loss": p.expr(ex.loss),
-        "loss_decimal": f"{float(sp.N(ex.loss, 17)):.6g}",
+        "loss_decimal": None if ex.loss.is_Integer else f"{float(sp.N(ex.loss, 17)):.6g}",  # L = 8, not ≈ 8
         "backward": layers,
         "agrees": ex.agrees,
         "kinks": kinks,
@@ -429,14 +469,12 @@ def summary_view(d: Derivation, b: _Builder) -> list[dict[str, Any]]:
         c = row.chain
         b.methods[row.check.method] = None
         names = {j.name: b.p.display.jacobian(j.of, j.wrt, b.p.latex, inline=True) for j in d.local_jacobians}
-        structure = {j.name: j.structure for j in d.local_jacobians}
-        # An identity factor changes nothing: left out, except where it is the parameter's own Jacobian.
-        factors = [f for k, f in enumerate(c.full_chain) if structure[f] != "identity" or k == len(c.full_chain) - 1]
-        chain = (r" \cdot " if b.p.latex else " · ").join(names[f] for f in factors)
+        chain = (r" \cdot " if b.p.latex else " · ").join(names[f] for f in c.full_chain)
         # The chain gives the row the Jacobians arrange (δᵀ, ∂L/∂vec(W)): named as such beside it.
         rows.append({"lhs": b.p.expr(c.lhs), "chain": chain, "chain_lhs": b.p.expr(c.steps[0].lhs),
                      "compact": b.p.expr(c.compact),
-                     "shape": _shape(c.compact.shape), "kind": c.kind, "check": check_view(row.check)})
+                     "shape": _shape(b.real_shape(c.compact.shape, c.lhs)), "kind": c.kind,
+                     "check": check_view(row.check)})
     return rows
 
 
@@ -451,12 +489,17 @@ def build_view(d: Derivation, p: Printers, make_printer: Callable[[Display], Cal
         function = disp.function(layer.index, p.latex)
         layers.append({
             "index": disp.label(layer.index),
-            "units": layer.n_out,
+            "units": spec.layers[layer.index - 1].units,  # the real width, where a small instance stands in
             "custom": act.user_defined,
             "activation": f"{function}({p.expr(Z)}) = {p.expr(act.formula)}" if act.user_defined else act.name,
             "function": function,
             "bias": layer.b is not None,
         })
+    def components(symbols, exprs) -> list[tuple[str, str | None]]:
+        """Unit by unit; a wide layer's first units, a gap (⋮, None) and its last."""
+        return [("⋮", None) if k is None else (p.expr(b.shown(symbols[k])), (p.entry or p.expr)(b.shown(exprs[k])))
+                for k in picked(len(symbols), p.max_side)]
+
     forward = []
     for fb in d.forward_blocks:
         layer = net.layers[fb.layer - 1]
@@ -465,8 +508,8 @@ def build_view(d: Derivation, p: Printers, make_printer: Callable[[Display], Cal
             # a linear layer's output is its pre-activation: ŷ = z⁽²⁾, not id(z⁽²⁾)
             "activation": f"{p.expr(fb.h)} = {p.expr(fb.z)}" if layer.activation.is_identity else
             f"{p.expr(fb.h)} = {disp.function(fb.layer, p.latex)}({p.expr(fb.z)})",
-            "z_components": [(p.expr(z), (p.entry or p.expr)(e)) for z, e in zip(layer.z, layer.z_exprs)],
-            "h_components": [(p.expr(h), (p.entry or p.expr)(e)) for h, e in zip(layer.h, layer.h_exprs)],
+            "z_components": components(layer.z, layer.z_exprs),
+            "h_components": components(layer.h, layer.h_exprs),
             "check": check_view(fb.check),
         })
     b.methods["definition"] = None
@@ -479,7 +522,8 @@ def build_view(d: Derivation, p: Printers, make_printer: Callable[[Display], Cal
         "input_name": disp.block("x", p.latex),
         "layers": layers,
         "loss_name": net.loss.name,
-        "loss_text": net.loss.description,
+        # a loss averaged over the K outputs says what K is
+        "loss_text": net.loss.description + (f", K = {spec.widths[-1]}" if "(1/K)" in net.loss.description else ""),
         "target_index": spec.loss.target == "index",
         "convention": f"{spec.convention} vectors, {generic_affine(d, make_printer)}",
         "affine": generic_affine(d, make_printer),
@@ -496,6 +540,10 @@ def build_view(d: Derivation, p: Printers, make_printer: Callable[[Display], Cal
         "recursion": recursion_view(d, make_printer, b),
         "general": general_view(d, make_printer, b),
         "delta_row_name": make_printer(_generic_display(d))(d.blocks.as_row(d.blocks["delta1"])),
+        "delta_definition": delta_definition(d, p.latex, make_printer),
+        # the output layer is layer N however the notation writes it (o in W⁽ᵒ⁾)
+        "output_label": disp.label(net.depth) if spec.notation.output_layer else "",
+        "net_depth": net.depth,
         "input_as_h0": f"{make_printer(disp)(sp.MatrixSymbol('h0', 1, 1))} = {p.expr(d.blocks['x'])}",
         "chains": chains_view(d, b),
         "summary": summary_view(d, b),
