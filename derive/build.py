@@ -3,6 +3,7 @@ printed derivation, into DIR/<name>/. `outputs/` in the repository is exactly th
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from derive.derivation import derive_shown
@@ -38,7 +39,8 @@ def build_files(source: str) -> dict[str, str]:
     return files
 
 
-def build_all(sources: list[str], out: Path, pdf: bool = False) -> list[Path]:
+def build_all(sources: list[str], out: Path, pdf: bool = False,
+              progress: Callable[[str], None] = lambda message: None) -> list[Path]:
     if pdf:
         find_pdflatex()
     if out.exists() and not out.is_dir():
@@ -53,12 +55,14 @@ def build_all(sources: list[str], out: Path, pdf: bool = False) -> list[Path]:
     # Every file of every spec is made (and every PDF compiled) before one is written; then they are
     # written as one set: an interrupt or a LaTeX error leaves the folders as they were.
     outputs: dict[Path, str | bytes] = {}
-    for source in sources:
+    for k, source in enumerate(sources, start=1):
         name = load_spec(source).name
+        progress(f"[{k}/{len(sources)}] {name}: deriving")
         for filename, content in sorted(build_files(source).items()):
             outputs[out / name / filename] = content
             if pdf and filename.endswith(".tex"):
                 tex = out / name / filename
+                progress(f"[{k}/{len(sources)}] {name}: compiling {tex.with_suffix('.pdf').name}")
                 outputs[tex.with_suffix(".pdf")] = run_pdflatex(content, str(tex))[0]
     for folder in sorted({path.parent for path in outputs}):
         try:

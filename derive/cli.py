@@ -16,6 +16,7 @@ from pathlib import Path
 
 from derive.errors import DeriveError, GeneratedCodeError
 from derive.files import write_atomically
+from derive.progress import Progress
 
 # A generated module named like one of these would shadow it: `import numpy` (or NumPy's own `import math`)
 # would find the generated file first when it lies in the working directory.
@@ -117,15 +118,20 @@ def cmd_show(args: argparse.Namespace) -> int:
     from derive.derivation import derive_shown
 
     max_side = _check_max_side(args.max_side)
-    derivation = derive_shown(_spec(args), max_side)
+    spec = _spec(args)
+    PROGRESS(f"deriving {spec.name}")
+    derivation = derive_shown(spec, max_side)
+    PROGRESS("writing it out")
     if args.json:
         from derive.render.json import render_json
 
-        sys.stdout.write(render_json(derivation))
+        text = render_json(derivation)
     else:
         from derive.render.text import render_text
 
-        sys.stdout.write(render_text(derivation, max_side=max_side))
+        text = render_text(derivation, max_side=max_side)
+    PROGRESS.clear()
+    sys.stdout.write(text)
     return 0 if derivation.verified else 1
 
 
@@ -155,7 +161,8 @@ def cmd_latex(args: argparse.Namespace) -> int:
         raise DeriveError(f"--variant must be 0 or more, got {args.variant}", "command line")
     _require_suffix(args.output, ".tex")
     written = write_handouts(_spec(args), args.output, pdf=args.pdf, exercise=args.exercise,
-                             variant=args.variant, max_side=args.max_side)
+                             variant=args.variant, max_side=args.max_side, progress=PROGRESS)
+    PROGRESS.clear()
     for path in written:
         sys.stdout.write(f"wrote {path}\n")
     return 0
@@ -184,7 +191,10 @@ def cmd_numpy(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     from derive.verify import check_spec
 
-    report = check_spec(_spec(args), seed=args.seed)
+    spec = _spec(args)
+    PROGRESS(f"checking {spec.name}: generating the module, sampling points, comparing gradients")
+    report = check_spec(spec, seed=args.seed)
+    PROGRESS.clear()
     sys.stdout.write(report.table())
     return 0 if report.ok else 1
 
@@ -192,7 +202,9 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_build(args: argparse.Namespace) -> int:
     from derive.build import build_all
 
-    for path in build_all(args.specs, args.out, pdf=args.pdf):
+    written = build_all(args.specs, args.out, pdf=args.pdf, progress=PROGRESS)
+    PROGRESS.clear()
+    for path in written:
         sys.stdout.write(f"wrote {path}\n")
     return 0
 
@@ -206,11 +218,16 @@ COMMANDS = {"show": cmd_show, "presets": cmd_presets, "latex": cmd_latex, "numpy
             "check": cmd_check, "build": cmd_build}
 
 
+# One line on a terminal saying what a long command is doing; silent when stderr is not a terminal.
+PROGRESS = Progress()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         return COMMANDS[args.command](args)
     except DeriveError as err:
+        PROGRESS.clear()
         sys.stderr.write(f"derive: {err}\n")
         return 2
     except GeneratedCodeError as err:
@@ -220,6 +237,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.close()
         return 0
     except KeyboardInterrupt:
+        PROGRESS.clear()
         # Files are written as sets with the interrupt held back while they switch (files.write_set):
         # whatever was interrupted, each set is the old one or the new one.
         sys.stderr.write("derive: interrupted; no file was left half-written, and files written together "

@@ -395,18 +395,18 @@ def teaching(d) -> Teaching:
     show = spec.display
     focus = focus_layer(d)
     paths_at = _paths_layer(d)
-    index = None
-    if show.index_form:
-        hidden = net.layers[:-1]
-        elementwise = all(layer.activation.elementwise for layer in hidden)
-        last = net.layers[-1].activation
-        output = None if last.is_identity else ("elementwise", False) if last.elementwise else \
-            ("softmax", net.loss.name == "ce", spec.loss.target == "index")
-        widths = spec.widths
-        l = paths_at or 1
-        sizes = (widths[l - 1], widths[l], widths[l + 1] if l + 1 < len(widths) else widths[l])
-        index = index_forms(spec.convention, spec.vec, sizes, elementwise, output,
-                            any(layer.b is not None for layer in net.layers))
+    # Derived whatever the display shows (`display.index_form` says whether its section is shown): the
+    # δ recursion's check and a softmax output's entry read it.
+    hidden = net.layers[:-1]
+    elementwise = all(layer.activation.elementwise for layer in hidden)
+    last = net.layers[-1].activation
+    output = None if last.is_identity else ("elementwise", False) if last.elementwise else \
+        ("softmax", net.loss.name == "ce", spec.loss.target == "index")
+    widths = spec.widths
+    l = paths_at or 1
+    sizes = (widths[l - 1], widths[l], widths[l + 1] if l + 1 < len(widths) else widths[l])
+    index = index_forms(spec.convention, spec.vec, sizes, elementwise, output,
+                        any(layer.b is not None for layer in net.layers))
     # δ and the parameters' gradients, as seed 002's table has them; ∂L/∂h is a step on the way.
     summary = tuple(SummaryRow(c, all_of("steps", [s.check for s in c.steps])) for c in d.chains
                     if c.kind in ("delta", "weight", "bias") and c.compact is not None)

@@ -1,5 +1,6 @@
 import os
 
+import pytest
 from hypothesis import HealthCheck, Phase, settings
 
 from tests import helpers
@@ -26,3 +27,11 @@ def pytest_configure(config):
     if config.getoption("--slow"):
         config.option.markexpr = ""
         helpers.SLOW = True
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    # A test that compiles LaTeX (it takes the `tex` fixture) belongs to the full run.
+    for item in items:
+        if "tex" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)

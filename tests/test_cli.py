@@ -20,8 +20,8 @@ def run(argv, capsys):
 def test_show_preset_prints_every_section(capsys):
     code, out, err = run(["show", "two-layer-relu"], capsys)
     assert code == 0 and err == ""
-    headings = ("1. Forward pass", "2. Loss", "3. Backward pass", "Layer 2 (output)", "Layer 1", "4. Any size",
-                "5. Any layer", "Summary", "Worked example")
+    headings = ("1. Forward pass", "2. Loss", "3. Backward pass", "Layer 2 (output)", "Layer 1", "4. Any layer",
+                "Summary", "Worked example")
     assert [out.index(h) for h in headings] == sorted(out.index(h) for h in headings)  # present, in this order
     assert "✓" in out and "✗" not in out
     assert "δ⁽¹⁾ = (W⁽²⁾ᵀ δ⁽²⁾) ⊙ relu′(z⁽¹⁾)" in out
@@ -230,3 +230,21 @@ def test_console_script_runs_as_a_process():
     result = subprocess.run([sys.executable, "-m", "derive", "show", "nope"], capture_output=True, text=True,
                             check=False)
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+
+
+def test_progress_shows_on_a_terminal_only():
+    import io
+
+    from derive.progress import Progress
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    tty, pipe = Terminal(), io.StringIO()
+    for stream in (tty, pipe):
+        p = Progress(stream)
+        p("deriving two-layer-relu")
+        p.clear()
+    assert "deriving two-layer-relu…" in tty.getvalue() and tty.getvalue().endswith("\r\033[K")
+    assert pipe.getvalue() == ""

@@ -74,7 +74,7 @@ def test_every_preset_is_verified_and_correct(name):
     check(derive(load_preset(name)))
 
 
-@settings(max_examples=sweep(25, 300))
+@settings(max_examples=sweep(10, 300))
 @given(specs())
 def test_random_specs_are_verified_and_correct(spec):
     check(derive_cached(spec))

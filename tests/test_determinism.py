@@ -20,10 +20,10 @@ def _run(args, seed, tmp_path):
 
 @pytest.mark.parametrize("args", [
     ["numpy", "relu-softmax-label"],
-    ["numpy", "sigmoid-4321-bce"],
-    ["show", "softmax-ce-three-layer", "--json"],
+    pytest.param(["numpy", "sigmoid-4321-bce"], marks=pytest.mark.slow),
+    pytest.param(["show", "softmax-ce-three-layer", "--json"], marks=pytest.mark.slow),
     ["show", "sigmoid-4321-bce"],
-    ["latex", "relu-softmax-label"],
+    pytest.param(["latex", "relu-softmax-label"], marks=pytest.mark.slow),
 ])
 def test_outputs_do_not_depend_on_the_hash_seed(args, tmp_path):
     assert _run(args, 1, tmp_path) == _run(args, 2, tmp_path) == _run(args, 3, tmp_path)

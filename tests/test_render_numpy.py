@@ -53,7 +53,7 @@ def test_presets_agree_with_finite_differences_and_torch(name):
     assert any(r.reference.startswith("torch") for r in report.rows) == torch_available()
 
 
-@settings(max_examples=sweep(25, 300))
+@settings(max_examples=sweep(12, 300))
 @given(specs())
 def test_random_specs_generate_correct_code(spec):
     module = module_for(spec, derive_cached(spec))
@@ -291,7 +291,7 @@ def _softmax_module(width):
     return module_for(spec_from_flags(1, f"{width}:softmax", loss="ce", target="index"))
 
 
-@settings(max_examples=sweep(20, 80), deadline=None)
+@settings(max_examples=sweep(8, 80), deadline=None)
 @given(rows=st.sampled_from([1, 3, 31, 32, 64, 300]), width=st.sampled_from([2, 10, 16, 17, 40]),
        scale=st.sampled_from([1.0, 50.0, 700.0]), dtype=st.sampled_from([np.float32, np.float64]),
        seed=st.integers(0, 2**16))

@@ -156,8 +156,12 @@ def test_no_recursion_when_hidden_layers_take_different_steps():
 def test_display_options_switch_the_devices_off():
     data = {"input": 2, "layer": [{"units": 2, "activation": "relu"}, {"units": 2}],
             "display": {"paths": False, "dependency": False, "weight_column": False, "index_form": False}}
-    t = derive(spec_from_dict(data)).teaching
-    assert t.paths is None and t.dependencies == () and t.weight_column is None and t.index is None
+    d = derive(spec_from_dict(data))
+    t = d.teaching
+    assert t.paths is None and t.dependencies == () and t.weight_column is None
+    # the index forms are still derived (the δ recursion's check reads them), but not shown
+    text = render_text(d)
+    assert t.index is not None and "Any size" not in text and "Any layer" in text
 
 
 def test_the_flattened_row_is_shown_once():

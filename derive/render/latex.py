@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import tempfile
 import unicodedata
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -145,7 +146,7 @@ def latex_matrix(m: sp.MatrixBase, printer: NotationLatexPrinter, max_side: int 
             lines.append(" & ".join(parts))
         grid = r"\begin{bmatrix}" + r" \\ ".join(lines) + r"\end{bmatrix}"
         if any(r"\frac" in c for c in cells.values()):  # fractions at full size, rows spaced to hold them
-            grid = r"{\renewcommand{\arraystretch}{1.5}" + grid.replace(" & ", r" & \displaystyle ").replace(
+            grid = r"{\renewcommand{\arraystretch}{2.1}" + grid.replace(" & ", r" & \displaystyle ").replace(
                 r"\begin{bmatrix}", r"\begin{bmatrix}\displaystyle ").replace(r" \\ ", r" \\ \displaystyle ") + "}"
         return {"grid": grid, "entries": [], "elided": elided, "zeros": 0}
     entries, zeros = [], 0
@@ -334,11 +335,13 @@ def render_exercise(d: Derivation, variant: int | None, max_side: int = MAX_SIDE
 
 
 def write_handouts(spec: NetworkSpec, output: Path, pdf: bool = False, exercise: bool = False,
-                   variant: int | None = None, max_side: int = MAX_SIDE) -> list[Path]:
+                   variant: int | None = None, max_side: int = MAX_SIDE,
+                   progress: Callable[[str], None] = lambda message: None) -> list[Path]:
     from derive.exercise import variant_spec
 
     if pdf:
         find_pdflatex()  # fail before writing anything
+    progress(f"deriving {spec.name}")
     if exercise:
         chosen = variant_spec(spec, variant) if variant is not None else spec
         sheet, solution = render_exercise(derive_shown(chosen, max_side), variant, max_side)
@@ -352,6 +355,7 @@ def write_handouts(spec: NetworkSpec, output: Path, pdf: bool = False, exercise:
     for path, text in files:
         outputs[path] = text
         if pdf:
+            progress(f"compiling {path.with_suffix('.pdf').name}")
             outputs[path.with_suffix(".pdf")] = run_pdflatex(text, str(path))[0]
     return write_set(outputs)
 
@@ -359,8 +363,8 @@ def write_handouts(spec: NetworkSpec, output: Path, pdf: bool = False, exercise:
 def find_pdflatex() -> str:
     exe = shutil.which("pdflatex")
     if exe is None:
-        raise DeriveError("pdflatex not found; install TeX Live (Debian: texlive-latex-base "
-                          "texlive-latex-recommended texlive-pictures)", "--pdf")
+        raise DeriveError("pdflatex not found; install TeX Live (Debian, with --no-install-recommends: "
+                          "texlive-latex-base texlive-latex-recommended texlive-pictures lmodern)", "--pdf")
     return exe
 
 
@@ -379,7 +383,7 @@ def run_pdflatex(source: str, where: str = "document") -> tuple[bytes, str]:
             log = log_path.read_text(errors="replace") if log_path.exists() else result.stdout
             if result.returncode != 0:
                 raise DeriveError(f"LaTeX failed: {first_error(log)}", where)
-            if "Rerun to get" not in log:
+            if "Rerun to get" not in log and "Rerun LaTeX" not in log:  # longtable settles its widths so
                 break
         return (Path(work) / "doc.pdf").read_bytes(), log
 

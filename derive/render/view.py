@@ -338,7 +338,7 @@ def _output_display(d: Derivation) -> Display:
 def index_view(d: Derivation, p: Printers, make_printer: Callable[[Display], Callable[[sp.Basic], str]],
                b: _Builder) -> dict[str, Any] | None:
     forms = d.teaching.index
-    if forms is None:
+    if forms is None or not d.spec.display.index_form:
         return None
     generic = make_printer(_generic_display(d))
     steps = []
@@ -434,8 +434,9 @@ def example_view(d: Derivation, b: _Builder) -> dict[str, Any] | None:
         if q.is_exact and not all(e.is_Rational for e in exact):
             decimal = b.value(sp.ImmutableMatrix(exact.rows, exact.cols,
                                                  lambda i, j: sp.Float(sp.N(exact[i, j], 6), 6)))
-        # An exact entry longer than a short formula is given by its decimals alone (the JSON has it exact).
-        long = decimal is not None and max(len(p.expr(e)) for e in exact) > (90 if p.latex else 40)
+        # An exact entry longer than a short formula is given by its decimals alone (the JSON has it
+        # exact); in a handout, so is a matrix of fractions wider than a vector, which fills a page.
+        long = decimal is not None and (max(len(p.expr(e)) for e in exact) > 40 or (p.latex and exact.cols > 1))
         structure = next((j.structure for j in d.local_jacobians if j.name == q.name), "")
         out = {"lhs": name, "name": name, "exact": decimal if long else b.value(exact), "shape": _shape(exact),
                # a Jacobian that is W itself, or the layer's input repeated, brings no new number
