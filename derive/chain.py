@@ -38,7 +38,7 @@ class Rule:
 # notation a spec chooses; the formula beside it says the rest in the course's own letters.
 RULES: dict[str, Rule] = {r.name: r for r in (
     Rule("differentiation", "the loss differentiated by each output"),
-    Rule("simplified", "each entry over one denominator and factored"),
+    Rule("simplified", "each entry in a shorter, equal form (over one denominator, factored, signs turned round)"),
     Rule("chain rule", "the loss depends on this quantity only through the next one, so its gradient is the "
                        "gradient received times the local Jacobian"),
     Rule("delta reuse", "the factors before the last are this layer's error, already computed"),
@@ -59,10 +59,11 @@ RULES: dict[str, Rule] = {r.name: r for r in (
     Rule("flattened weight to outer product", "the gradient of one weight is its unit's error times the input "
                                               "that weight multiplies: an outer product"),
     Rule("loss gradient", "a multiple of the error, prediction minus target"),
+    Rule("loss gradient substituted", "the loss gradient, a multiple of the error, put in"),
     Rule("softmax + cross-entropy", "the log-loss's reciprocal cancels the softmax Jacobian, and the targets sum "
                                     "to 1"),
-    Rule("sigmoid + binary cross-entropy", "the denominator of the loss's derivative is the sigmoid's derivative, "
-                                           "and the two cancel"),
+    Rule("sigmoid + binary cross-entropy", "the sigmoid's derivative is a factor of the denominator of the loss's "
+                                           "derivative, and the two cancel"),
     Rule("cancellation", "the loss's derivative and the activation's cancel into the error"),
     Rule("transposed", "the same entries, written as a column"),
     Rule("numerator layout", "numerator layout arranges the gradient as the Jacobian does: the shape of the "
@@ -309,7 +310,8 @@ class Engine:
                 steps.append(Step("identity", blocks[d], gL, self.expand_check(gL, vector_ref)))
             elif c_loss is not None:
                 closed = block_form.xreplace({gL: error_multiple(c_loss, yhat, y)})
-                steps.append(Step("loss gradient", blocks[d], closed,
+                rule = "loss gradient" if act_jac.structure == "identity" else "loss gradient substituted"
+                steps.append(Step(rule, blocks[d], closed,
                                   self.expand_check(closed, vector_ref, "", constraint)))
         return Chain(d, L, "delta", (naming.LOSS_GRADIENT, act_jac.name), self.prefix[L], tuple(steps))
 
@@ -410,13 +412,14 @@ class Engine:
         blocks, b = self.blocks, self.blocks[f"b{l}"]
         d = naming.delta(l)
         bjac = self.jac.biases[l]
-        # a single unit's δ is a scalar: no transpose to write
-        delta_row = blocks[d] if b.shape == (1, 1) else self.row(d)
+        delta_row = self.row(d)
         row = sp.ImmutableMatrix(evaluate(delta_row, blocks.env()) * bjac.matrix)
         numerator = self.net.spec.layout == "numerator"
         grad = self._gradient_lhs(f"b{l}", b.shape[::-1] if numerator else b.shape)
-        # The chain rule gives ∂L/∂b as a row: the gradient itself where that is a row, else its transpose.
-        row_lhs = grad if grad.shape[0] == 1 else grad.T
+        # The chain rule gives ∂L/∂b as a row: the gradient itself where that is a row, else its transpose
+        # (a single unit's too, under the column convention: (∂L/∂b)ᵀ = δᵀ, then ∂L/∂b = δ).
+        row_lhs = grad if grad.shape[0] == 1 and not (self.column and grad.shape == (1, 1) and not numerator) \
+            else grad.T
         steps = [Step("delta reuse", row_lhs, delta_row, self.chain_rule_check(f"b{l}", f"z{l}", delta_row, row))]
         if row_lhs is not grad:
             column = delta_row.T

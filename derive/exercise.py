@@ -18,8 +18,10 @@ from derive.spec import Example, LayerSpec, NetworkSpec
 MAX_UNITS = 4
 
 
-def _numbers(rng: random.Random, shape: tuple[int, int], low: int, high: int) -> tuple[tuple[sp.Integer, ...], ...]:
-    return tuple(tuple(sp.Integer(rng.randint(low, high)) for _ in range(shape[1])) for _ in range(shape[0]))
+def _numbers(rng: random.Random, shape: tuple[int, int], low: int, high: int, zero: bool = True
+             ) -> tuple[tuple[sp.Integer, ...], ...]:
+    choices = [v for v in range(low, high + 1) if zero or v != 0]
+    return tuple(tuple(sp.Integer(rng.choice(choices)) for _ in range(shape[1])) for _ in range(shape[0]))
 
 
 def variant_spec(spec: NetworkSpec, n: int) -> NetworkSpec:
@@ -44,7 +46,9 @@ def _example(spec: NetworkSpec, layers: tuple[LayerSpec, ...], rng: random.Rando
     params = []
     for l, layer in enumerate(layers, start=1):
         shape = (widths[l], widths[l - 1]) if spec.convention == "column" else (widths[l - 1], widths[l])
-        params.append((f"W{l}", _numbers(rng, shape, -2, 2)))
+        # no zero weight: a unit whose only way on is a zero weight passes nothing back, and every answer
+        # below it would be 0
+        params.append((f"W{l}", _numbers(rng, shape, -2, 2, zero=False)))
         if layer.bias:
             params.append((f"b{l}", _numbers(rng, (1, widths[l]), -1, 1)))
     k = widths[-1]

@@ -385,7 +385,8 @@ def code_step(chain, shape: tuple[int, int]):
     """The last step shaped like the quantity (`shape`, the parameter's or δ's): code returns gradients in
     the parameters' shapes. In numerator layout a bias's chain gives only the row δᵀ: its transpose."""
     blocks = [s for s in chain.steps if not s.explicit and s.rule != "numerator layout"]
-    shaped = [s for s in blocks if s.rhs.shape == shape]
+    # a 1 × 1 δᵀ has the shape of δ too: the code wants the vector itself, not its transpose
+    shaped = [s for s in blocks if s.rhs.shape == shape and not isinstance(s.rhs, sp.Transpose)]
     if shaped:
         return shaped[-1]
     last = blocks[-1]

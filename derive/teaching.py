@@ -372,8 +372,11 @@ def _general(d, recursion: Recursion | None) -> tuple[GeneralForm, ...]:
                            Check("instances", _same_for_every_layer(d, weights, 2), detail)))
     biases = {l: d.gradient(f"b{l}") for l in range(1, net.depth + 1) if net.layers[l - 1].b is not None}
     if len(biases) == net.depth:
-        out.append(GeneralForm("bias", 2, biases[2].final,
-                               Check("instances", _same_for_every_layer(d, biases, 2), detail)))
+        # read off a layer of two units or more: a single unit's δ⁽ˡ⁾ᵀ and δ⁽ˡ⁾ are one number, and its
+        # form would not say which the general layer has
+        template = next((l for l in (*range(2, net.depth + 1), 1) if net.layers[l - 1].n_out > 1), 2)
+        out.append(GeneralForm("bias", template, biases[template].final,
+                               Check("instances", _same_for_every_layer(d, biases, template), detail)))
     return tuple(out)
 
 

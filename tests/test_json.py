@@ -112,3 +112,22 @@ def test_only_builtin_functions_in_expressions(name):
             for entry in row:
                 expr = sp.sympify(entry)
                 assert not any(isinstance(f, sp.core.function.AppliedUndef) for f in expr.atoms(sp.Function))
+
+
+def test_a_wide_network_writes_its_matrices_elided_at_the_real_widths():
+    from derive.derivation import derive_shown
+
+    spec = spec_from_flags(40, "30:tanh,20:identity", loss="half_sse")
+    data = json.loads(render_json(derive_shown(spec)))
+    jac = next(j for j in data["jacobians"] if j["of"] == "z1" and j["wrt"] == "W1")
+    assert jac["shape"] == [30, 1200] and jac["matrix"]["shape"] == [30, 1200]
+    assert jac["matrix"]["rows"][-1] == 30 and jac["matrix"]["cols"][-1] == 1200
+    assert sp.sympify(jac["matrix"]["entries"][-1][-1]) == sp.Symbol("x_40")  # ∂z_30/∂W_30,40: the real last
+    w1 = next(g for g in data["gradients"] if g["param"] == "W1")
+    # each entry sums over the 20 outputs, which a small instance does not all hold: left out, not wrong
+    assert w1["shape"] == [30, 40] and w1["explicit"]["entries"][0][0] is None
+    w2 = next(g for g in data["gradients"] if g["param"] == "W2")
+    assert sp.sympify(w2["explicit"]["entries"][-1][-1]) == sp.Symbol("h1_30") * (sp.Symbol("yhat_20") -
+                                                                                 sp.Symbol("y_20"))
+    lhs = {f["lhs"] for f in data["forward"]}  # the units the matrices show, at their real numbers
+    assert "z1_30" in lhs and "yhat_20" in lhs and "z1_5" not in lhs

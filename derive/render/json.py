@@ -21,7 +21,7 @@ from derive.checks import DEFINITION, METHODS
 from derive.derivation import Derivation
 from derive.example import WorkedExample
 from derive.render.printers import MAX_TERMS
-from derive.render.view import picked, position
+from derive.render.view import elided, picked, position
 from derive.sizes import Sizes
 
 
@@ -50,7 +50,7 @@ def matrix(m: sp.MatrixBase, of: sp.Basic | None = None, shape: tuple[int, int] 
     if sizes is None:
         return [[expr(m[i, j]) for j in range(m.cols)] for i in range(m.rows)]
     real = shape or sizes.shape_of(of, m.shape)
-    rows, cols = (picked(n, sizes.cap) for n in m.shape)
+    rows, cols = elided(m, sizes.cap)
     rows, cols = [i for i in rows if i is not None], [j for j in cols if j is not None]
     return {"shape": list(real), "rows": [position(i, m.rows, real[0]) for i in rows],
             "cols": [position(j, m.cols, real[1]) for j in cols],
@@ -102,7 +102,12 @@ def _teaching(d: Derivation) -> dict[str, Any]:
                             "rhs": expr(t.recursion.step.rhs), "check": t.recursion.check.to_dict()}
     if t.paths is not None:
         out["sum_over_paths"] = {"layer": t.paths.layer, "unit": t.paths.unit,
-                                 "steps": [_step(t.paths.terms), _step(t.paths.value)]}
+                                 "steps": [_step(t.paths.terms), _step(t.paths.weights), _step(t.paths.value)]}
+    # the results for any layer, each a template layer's compact form (read with l − 1, l, l + 1)
+    out["any_layer"] = [{"name": g.name, "template_layer": g.template, "lhs": expr(g.step.lhs),
+                         "rhs": expr(g.step.rhs), "check": g.check.to_dict()} for g in t.general]
+    out["parameter_chains"] = [{"param": c.param, "lhs": expr(c.lhs), "chain": list(c.factors),
+                                "shared_with_delta": c.shared, "check": c.check.to_dict()} for c in t.chains]
     if t.unit is not None:
         out["scalar_unit"] = {"layer": t.unit.layer, "unit": t.unit.unit, "steps": [_step(s) for s in t.unit.steps]}
     if t.weight_column is not None:

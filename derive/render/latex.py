@@ -24,7 +24,7 @@ from derive.errors import DeriveError
 from derive.files import write_atomically, write_set
 from derive.render.environment import latex_environment
 from derive.render.printers import NotationLatexPrinter, eliding
-from derive.render.view import Printers, build_view, display_for, picked, position
+from derive.render.view import Printers, build_view, display_for, elided, picked, position
 from derive.spec import NetworkSpec
 
 MAX_SIDE = 6        # rows or columns of a matrix shown before eliding
@@ -127,10 +127,10 @@ def latex_matrix(m: sp.MatrixBase, printer: NotationLatexPrinter, max_side: int 
     """A bmatrix with ⋯ ⋮ ⋱ beyond `max_side`, or, when entries are long, a list of the entries that
     are not 0 and a count of those that are. `shape`: the real shape a small instance stands for."""
     real_rows, real_cols = shape if shape is not None and tuple(shape) != m.shape else (None, None)
-    rows, cols = picked(m.rows, max_side), picked(m.cols, max_side)
+    rows, cols = elided(m, max_side)
     with eliding(printer):
         cells = {(i, j): printer.doprint(m[i, j]) for i in rows if i is not None for j in cols if j is not None}
-    elided = m.rows > max_side or m.cols > max_side
+    partial = m.rows > max_side or m.cols > max_side
     widest_row = max(sum(visible_length(cells[(i, j)]) + 2 for j in cols if j is not None)
                      for i in rows if i is not None)
     cell_limit = MAX_ROW if m.cols == 1 else MAX_CELL  # a column holds wider entries than a grid
@@ -148,7 +148,7 @@ def latex_matrix(m: sp.MatrixBase, printer: NotationLatexPrinter, max_side: int 
         if any(r"\frac" in c for c in cells.values()):  # fractions at full size, rows spaced to hold them
             grid = r"{\renewcommand{\arraystretch}{2.1}" + grid.replace(" & ", r" & \displaystyle ").replace(
                 r"\begin{bmatrix}", r"\begin{bmatrix}\displaystyle ").replace(r" \\ ", r" \\ \displaystyle ") + "}"
-        return {"grid": grid, "entries": [], "elided": elided, "zeros": 0}
+        return {"grid": grid, "entries": [], "elided": partial, "zeros": 0}
     entries, zeros = [], 0
     for i in rows:
         for j in cols:
@@ -165,7 +165,7 @@ def latex_matrix(m: sp.MatrixBase, printer: NotationLatexPrinter, max_side: int 
             r, c = position(i, m.rows, real_rows), position(j, m.cols, real_cols)
             index = f"{r}" if m.cols == 1 else f"{c}" if m.rows == 1 else f"{r},{c}"
             entries.append({"index": index, "tex": tex})
-    return {"grid": "", "entries": entries, "elided": elided, "zeros": zeros}
+    return {"grid": "", "entries": entries, "elided": partial, "zeros": zeros}
 
 
 def diagram(d: Derivation, latex: NotationLatexPrinter) -> dict[str, Any]:
@@ -201,7 +201,7 @@ def diagram(d: Derivation, latex: NotationLatexPrinter) -> dict[str, Any]:
     edges = []
     for c in range(1, len(layers)):
         W = net.layers[c - 1].W
-        small = len(layers[c - 1]["nodes"]) * len(layers[c]["nodes"]) <= 6
+        small = len(layers[c - 1]["nodes"]) * len(layers[c]["nodes"]) <= 4  # more labels collide at crossings
         for a in layers[c - 1]["nodes"]:
             for b in layers[c]["nodes"]:
                 if a["gap"] or b["gap"]:
@@ -259,7 +259,7 @@ def handout_view(d: Derivation, max_side: int = MAX_SIDE) -> dict[str, Any]:
     view["layout"] = escape_tex(view["layout"])
     view["name_tex"] = escape_tex(d.spec.name)
     view["description_tex"] = escape_tex(d.spec.description)
-    view["loss_text_tex"] = escape_tex(d.network.loss.description.split(",")[0]) + (
+    view["loss_text_tex"] = escape_tex(d.network.loss.description.split(",")[0]).replace(" K ", " $K$ ") + (
         f" ($K = {d.spec.widths[-1]}$)" if "(1/K)" in d.network.loss.description else "")
     view["convention_tex"] = f"{d.spec.convention} vectors, ${view['affine']}$"
     view["layer_sentence"] = _layer_sentence(view["layers"])

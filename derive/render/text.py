@@ -7,7 +7,7 @@ import sympy as sp
 from derive.derivation import Derivation
 from derive.render.environment import text_environment
 from derive.render.printers import TextPrinter, eliding
-from derive.render.view import Printers, build_view, display_for, picked, position
+from derive.render.view import Printers, build_view, display_for, elided, position
 
 MAX_SIDE = 6       # rows or columns shown before eliding with ⋮ / ⋯
 MAX_CELL = 36      # wider entries are listed one per line instead of in a grid
@@ -19,7 +19,7 @@ def _cut(text: str) -> str:
 
 
 def grid_fits(m: sp.MatrixBase, printer: TextPrinter, max_side: int = MAX_SIDE) -> bool:
-    rows, cols = picked(m.rows, max_side), picked(m.cols, max_side)
+    rows, cols = elided(m, max_side)
     with eliding(printer):
         return all(len(_cut(printer.doprint(m[i, j]))) <= MAX_CELL for i in rows if i is not None
                    for j in cols if j is not None)
@@ -30,7 +30,7 @@ def text_matrix(m: sp.MatrixBase, printer: TextPrinter, max_side: int = MAX_SIDE
     """A grid with ⋯ ⋮ ⋱ beyond `max_side`, or one entry a line; `shape`: the real shape a small
     instance stands for (its last row and column are the real last ones)."""
     real_rows, real_cols = shape if shape is not None and tuple(shape) != m.shape else (None, None)
-    rows, cols = picked(m.rows, max_side), picked(m.cols, max_side)
+    rows, cols = elided(m, max_side)
     with eliding(printer):
         cells = {(i, j): _cut(printer.doprint(m[i, j])) for i in rows if i is not None for j in cols if j is not None}
     if any(len(c) > MAX_CELL for c in cells.values()):
@@ -50,8 +50,8 @@ def text_matrix(m: sp.MatrixBase, printer: TextPrinter, max_side: int = MAX_SIDE
                     lines.append(f"  [{position(i, m.rows, real_rows)},{position(j, m.cols, real_cols)}]"
                                  f"  {cells[(i, j)]}")
         if zeros:
-            elided = len(cells) < m.rows * m.cols
-            what = "entries shown" if elided else "entry" if zeros == 1 else f"{zeros} entries"
+            partial = len(cells) < m.rows * m.cols
+            what = "entries shown" if partial else "entry" if zeros == 1 else f"{zeros} entries"
             lines.append(f"  the other {what} {'is' if what == 'entry' else 'are'} 0")
         return lines
     width = [max((len(cells[(i, j)]) if i is not None else 1) for i in rows) if j is not None else 1 for j in cols]

@@ -47,8 +47,8 @@ def generic_affine(d: Derivation, make_printer: Callable[[Display], Callable[[sp
 
 LAYOUT_TEXT = {
     "gradient": "gradients shaped like the parameter",
-    "numerator": "numerator layout, as the Jacobian arranges it (∂L/∂W has the shape of Wᵀ, the gradient of a "
-                 "vector is a row)",
+    "numerator": "numerator layout, as the Jacobian arranges it (a gradient has the transposed shape of its "
+                 "parameter: the gradient of a column vector is a row)",
 }
 STRUCTURE_TEXT = {
     "row": "row vector",
@@ -65,6 +65,31 @@ def picked(n: int, limit: int) -> list[int | None]:
     if n <= limit:
         return list(range(n))
     return [*range(limit - 2), None, n - 1]
+
+
+def _with_gaps(indices: list[int]) -> list[int | None]:
+    out: list[int | None] = []
+    for k in indices:
+        if out and k != out[-1] + 1:
+            out.append(None)
+        out.append(k)
+    return out
+
+
+def elided(m: sp.MatrixBase, limit: int) -> tuple[list[int | None], list[int | None]]:
+    """The rows and columns of a matrix to show (None: a gap). Beyond the first and last columns, a
+    shown row whose non-zero entries all fall in the gap brings its first one: a row of I₃ ⊗ xᵀ must not
+    read as all zeros."""
+    rows, cols = picked(m.rows, limit), picked(m.cols, limit)
+    if m.cols <= limit:
+        return rows, cols
+    keep = {j for j in cols if j is not None}
+    for i in (i for i in rows if i is not None):
+        if all(m[i, j] == 0 for j in keep):
+            first = next((j for j in range(m.cols) if m[i, j] != 0), None)
+            if first is not None:
+                keep.add(first)
+    return rows, _with_gaps(sorted(keep))
 
 
 def position(k: int, n: int, real: int | None) -> int:
@@ -432,8 +457,8 @@ def example_view(d: Derivation, b: _Builder) -> dict[str, Any] | None:
         exact = q.exact
         decimal = None
         if q.is_exact and not all(e.is_Rational for e in exact):
-            decimal = b.value(sp.ImmutableMatrix(exact.rows, exact.cols,
-                                                 lambda i, j: sp.Float(sp.N(exact[i, j], 6), 6)))
+            decimal = b.value(sp.ImmutableMatrix(exact.rows, exact.cols, lambda i, j: exact[i, j] if
+                                                 exact[i, j].is_Integer else sp.Float(sp.N(exact[i, j], 6), 6)))
         # An exact entry longer than a short formula is given by its decimals alone (the JSON has it
         # exact); in a handout, so is a matrix of fractions wider than a vector, which fills a page.
         long = decimal is not None and (max(len(p.expr(e)) for e in exact) > 40 or (p.latex and exact.cols > 1))
