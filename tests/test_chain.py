@@ -1,5 +1,8 @@
 """Each rewrite rule alone, then the engine's records."""
 
+import re
+
+import pytest
 import sympy as sp
 from hypothesis import given, settings
 from sympy.matrices.expressions import DiagMatrix, KroneckerProduct
@@ -16,7 +19,7 @@ from derive.chain import (
 )
 from derive.derivation import derive
 from derive.identities import equal, evaluate
-from derive.spec import spec_from_flags
+from derive.spec import load_preset, preset_names, spec_from_flags
 
 from .helpers import derive_cached, specs, sweep
 
@@ -73,8 +76,20 @@ def test_error_coefficient():
     assert error_coefficient(row, yh, y, {y[1]: 1 - y[0]}) == 1
 
 
-def test_every_rule_has_a_reason():
-    assert all(rule.reason for rule in RULES.values())
+@pytest.mark.parametrize("name", preset_names())
+def test_each_rule_used_gives_its_reason_once_at_first_use(name):
+    from derive.render.text import render_text
+
+    d = derive(load_preset(name))
+    text = render_text(d)
+    marks = list(re.finditer(r"✓ ([^:\[\n]+?)(?::| \[|\n)", text))
+    used = {s.rule for c in d.chains for s in c.steps}
+    shown = {m.group(1) for m in marks} & (used | {"multiplied out, regrouped"})  # how "regrouped" reads where
+    assert shown >= used - {"regrouped"}                                          # its row is not shown
+    for rule in shown:
+        assert text.count(f"✓ {rule}: {RULES[rule].reason}") == 1, rule
+        first = next(m for m in marks if m.group(1) == rule)  # the reason stands with the rule's first mark
+        assert text[first.start():].startswith(f"✓ {rule}: {RULES[rule].reason}"), rule
 
 
 def test_a_wrong_rewrite_is_not_verified():
@@ -87,6 +102,21 @@ def test_a_wrong_rewrite_is_not_verified():
     right = sp.MatMul(dv.blocks["delta1"], dv.blocks["x"].T)
     assert engine.expand_check(right, regrouped).passed
     assert not engine.expand_check(right * 2, regrouped).passed
+
+
+@pytest.mark.parametrize("layers, loss, rule", [("3:softmax", "ce", "softmax + cross-entropy"),
+                                                 ("2:sigmoid", "bce", "sigmoid + binary cross-entropy"),
+                                                 ("2:identity", "sse", "loss gradient")])
+def test_a_wrong_error_multiple_is_not_verified(monkeypatch, layers, loss, rule):
+    """Every step that writes δ as c(ŷ − y) checks it: with c doubled, the step is NOT VERIFIED (and the
+    derivation with it), for the fused losses as for the plain one."""
+    import derive.chain as chain
+
+    right = chain.error_multiple
+    monkeypatch.setattr(chain, "error_multiple", lambda c, yhat, y: right(2 * c, yhat, y))
+    d = derive(spec_from_flags(2, layers, loss=loss))
+    step = next(s for s in d.delta(1).steps if s.rule == rule)
+    assert not step.verified and not d.verified
 
 
 def test_seed_000_steps_in_order():

@@ -46,8 +46,10 @@ def test_flattened_weight_jacobian_and_heaviside_convention():
     text = json.dumps(w1["explicit"])
     assert "Heaviside(z1_1, 0)" in text
     assert "Heaviside(z1_1)" not in text
-    # Heaviside read back is 0 at 0, as autograd's relu′
-    assert sp.sympify("Heaviside(z1_1, 0)").subs(sp.Symbol("z1_1"), 0) == 0
+    # read back and evaluated with unit 1 exactly on its kink, its row of ∂L/∂W1 is 0 (relu′(0) = 0, as autograd)
+    grad = sp.Matrix([[sp.sympify(e) for e in row] for row in w1["explicit"]])
+    at_kink = grad.subs({sp.Symbol("z1_1"): 0, sp.Symbol("z1_2"): 1})
+    assert list(at_kink.row(0)) == [0, 0] and at_kink.row(1).free_symbols
 
 
 @settings(max_examples=sweep(12, 60))
