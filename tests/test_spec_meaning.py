@@ -160,7 +160,8 @@ def test_weights_are_initialised_with_variance_one_over_fan_in(tmp_path):
 
 
 @pytest.mark.parametrize("activation", ["relu", "leaky_relu", "Max(z, z/4)", "Abs(z)"])
-def test_generated_code_at_a_kink_takes_the_derivations_value(activation, tmp_path):
+@pytest.mark.parametrize("units", [2, 6])  # 2: the straight-line code for small networks; 6: the array code
+def test_generated_code_at_a_kink_takes_the_derivations_value(activation, units, tmp_path):
     """x = 0 and b = 0 put every first-layer pre-activation exactly on the kink. The single-example
     code and the batch code must both give what the derivation gives there (relu′(0) = 0, as
     Heaviside(0, 0): SymPy evaluates the derivation's explicit gradients at the same numbers)."""
@@ -168,12 +169,13 @@ def test_generated_code_at_a_kink_takes_the_derivations_value(activation, tmp_pa
 
     from derive.derivation import derive
 
-    data = {"input": 2, "layer": [{"units": 2, "activation": activation}, {"units": 1}],
+    data = {"input": 2, "layer": [{"units": units, "activation": activation}, {"units": 1}],
             "loss": {"kind": "half_sse"}}
     spec = spec_from_dict(data)
     module = load_module(numpy_source(spec), "k", tmp_path)
-    params = {"W1": np.array([[1.0, -2.0], [0.5, 3.0]]), "b1": np.zeros(2),
-              "W2": np.array([[2.0, -1.0]]), "b2": np.array([0.5])}
+    rng = np.random.default_rng(3)
+    params = {"W1": rng.integers(-3, 4, (units, 2)).astype(float), "b1": np.zeros(units),
+              "W2": rng.integers(-3, 4, (1, units)).astype(float), "b2": np.array([0.5])}
     x, y = np.zeros(2), np.array([1.5])
     d = derive(spec)
     net = d.network
