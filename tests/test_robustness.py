@@ -240,3 +240,17 @@ def test_an_interrupted_latex_pdf_leaves_the_old_pair_or_the_new_one(tmp_path, t
         subprocess.run([*base, "latex", "two-layer-relu", "-o", str(out), "--pdf"], check=True, capture_output=True)
         assert (out.read_bytes(), out.with_suffix(".pdf").read_bytes()) == old
     assert "interrupted" in seen  # at least one signal landed while derive was working
+
+
+def test_an_mnist_sized_handout_compiles_within_the_margins(tex, tmp_path, capsys):
+    """784 → 256 → 256 → 10: every wide block elided, I₂₅₆ ⊗ xᵀ's shown rows each with a non-zero column
+    (more than amsmath's default ten columns), nothing past the margin."""
+    from derive.render.latex import overfull_boxes, render_handout, run_pdflatex
+    from derive.spec import spec_from_flags
+
+    spec = spec_from_flags(784, "256:relu,256:relu,10:softmax", loss="ce")
+    source = render_handout(derive_shown(spec))
+    # the small instance's last units are written as the real ones, everywhere (the diagram too)
+    assert "x_{784}" in source and "x_{9}" not in source and "h^{(1)}_{256}" in source
+    _, log = run_pdflatex(source)
+    assert max(overfull_boxes(log), default=0) <= 3.0

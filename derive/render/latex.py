@@ -184,8 +184,9 @@ def diagram(d: Derivation, latex: NotationLatexPrinter) -> dict[str, Any]:
             if index is None:
                 nodes.append({"id": f"g{c}", "at": at, "y": 1.3 * y, "label": r"\vdots", "gap": True})
             else:
+                symbol = d.sizes.symbol(symbols[index]) if d.sizes is not None else symbols[index]  # x₉ → x₇₈₄
                 nodes.append({"id": f"n{c}_{index}", "ref": f"(n{c}_{index})", "at": at, "y": 1.3 * y,
-                              "label": latex.doprint(symbols[index]), "gap": False})
+                              "label": latex.doprint(symbol), "gap": False})
         name = display.block(block if c else "x", latex=True)
         if c == len(columns) - 1:
             name = display.block("yhat", latex=True)
