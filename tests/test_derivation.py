@@ -63,7 +63,7 @@ def check(d, seed=0):
     assert d.verified, [(c.target, [(s.rule, s.verified) for s in c.steps]) for c in d.chains]
     values = random_point(d.network, np.random.default_rng(seed))
     n_params = sum(len(layer.W) + len(layer.b or ()) for layer in d.network.layers)
-    if n_params <= sweep(24, 40) and d.network.depth <= 3:  # SymPy's diff of the composed loss is slow
+    if n_params <= 24 and d.network.depth <= 3:  # SymPy's diff of the composed loss grows fast beyond
         check_against_sympy_diff(d, values)
     if torch_available():
         check_against_torch(d, values)
@@ -74,7 +74,7 @@ def test_every_preset_is_verified_and_correct(name):
     check(derive(load_preset(name)))
 
 
-@settings(max_examples=sweep(10, 300))
+@settings(max_examples=sweep(10, 150))
 @given(specs())
 def test_random_specs_are_verified_and_correct(spec):
     check(derive_cached(spec))

@@ -53,7 +53,7 @@ def test_presets_agree_with_finite_differences_and_torch(name):
     assert any(r.reference.startswith("torch") for r in report.rows) == torch_available()
 
 
-@settings(max_examples=sweep(12, 300))
+@settings(max_examples=sweep(12, 150))
 @given(specs())
 def test_random_specs_generate_correct_code(spec):
     module = module_for(spec, derive_cached(spec))

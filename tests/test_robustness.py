@@ -121,8 +121,8 @@ def test_every_accepted_spec_works_with_every_command(tmp_path_factory, capsys, 
 
 @pytest.mark.slow
 @settings(max_examples=40)
-@given(whole_grammar())
-def test_every_accepted_spec_checks_and_compiles(tmp_path_factory, capsys, data, tex):
+@given(data=whole_grammar())
+def test_every_accepted_spec_checks_and_compiles(tmp_path_factory, capsys, tex, data):
     folder = tmp_path_factory.mktemp("spec")
     path = folder / "net.toml"
     if _accepted(_toml(data), path):
