@@ -228,42 +228,37 @@ def work_example(d) -> WorkedExample:
     L = net.depth
     # The explicit products of the Jacobians at the numbers, row by row (the reference).
     row = at(jac.loss.matrix)
+    items: list[Quantity] = []
+
+    def checked(name: str, compact: sp.MatrixExpr, reference: sp.MatrixBase) -> sp.ImmutableMatrix:
+        """A compact form at the numbers, recorded with whether the explicit product agrees."""
+        nonlocal agrees
+        value = at(evaluate(compact, blocks.env(**numeric)))
+        ok = _close(value, reference)
+        agrees &= ok
+        items.append(Quantity(name, value, Check("numbers", ok)))
+        return value
+
     for l in range(L, 0, -1):
-        items = []
+        items.clear()
         b = d.layer(l)
         if l == L:
             items.append(Quantity(naming.LOSS_GRADIENT, at(jac.loss.matrix), Check("numbers", True)))
         else:
             in_jac = jac.inputs[l + 1]
             items.append(Quantity(in_jac.name, at(in_jac.matrix)))
-            value = at(evaluate(b.upstream.compact, blocks.env(**numeric)))
             row = sp.ImmutableMatrix(row * at(in_jac.matrix))
-            ok = _close(value, row.T if column else row)
-            agrees &= ok
-            numeric[naming.upstream(l)] = value
-            items.append(Quantity(naming.upstream(l), value, Check("numbers", ok)))
+            numeric[naming.upstream(l)] = checked(naming.upstream(l), b.upstream.compact, row.T if column else row)
         act_jac = jac.activation[l]
         items.append(Quantity(act_jac.name, at(act_jac.matrix)))
         row = sp.ImmutableMatrix(row * at(act_jac.matrix))
-        value = at(evaluate(b.delta.compact, blocks.env(**numeric)))
-        ok = _close(value, row.T if column else row)
-        agrees &= ok
-        numeric[naming.delta(l)] = value
-        items.append(Quantity(naming.delta(l), value, Check("numbers", ok)))
+        numeric[naming.delta(l)] = checked(naming.delta(l), b.delta.compact, row.T if column else row)
         wjac = jac.weights[l]
         items.append(Quantity(wjac.name, at(wjac.matrix)))
-        value = at(evaluate(b.weight.compact, blocks.env(**numeric)))
         reference = reshape(row * at(wjac.matrix), net.layers[l - 1].W.shape, spec.vec)
-        if spec.layout == "numerator":
-            reference = reference.T
-        ok = _close(value, reference)
-        agrees &= ok
-        items.append(Quantity(f"W{l}", value, Check("numbers", ok)))
+        checked(f"W{l}", b.weight.compact, reference.T if spec.layout == "numerator" else reference)
         if b.bias is not None:
-            value = at(evaluate(b.bias.compact, blocks.env(**numeric)))
-            ok = _close(value, row.T if column != (spec.layout == "numerator") else row)
-            agrees &= ok
-            items.append(Quantity(f"b{l}", value, Check("numbers", ok)))
+            checked(f"b{l}", b.bias.compact, row.T if column != (spec.layout == "numerator") else row)
         backward.append(ExampleLayer(l, tuple(items)))
     loss = net.loss_expr.xreplace(values)
     loss = sp.Float(sp.N(loss, DIGITS), DIGITS) if decimal_from is not None else tidy_number(loss)

@@ -39,9 +39,6 @@ class Sizes:
     convention: str
     cap: int = CAP
 
-    def width(self, layer: int) -> int:
-        return self.real[layer]
-
     def _index(self, layer: int, i: int) -> int:
         """A unit's index at the real width: the instance's last unit is the layer's last."""
         return self.real[layer] if i == self.small[layer] and self.small[layer] != self.real[layer] else i
@@ -108,10 +105,6 @@ class Sizes:
         assert m, block
         l = int(m[2])
         return self.real[l] * self.real[l - 1] if m[1] == "W" else self.real[l]
-
-    @property
-    def parameters(self) -> int:
-        return sum(a * b for a, b in zip(self.real, self.real[1:]))
 
 
 def small_instance(spec: NetworkSpec, cap: int = CAP) -> tuple[NetworkSpec, Sizes] | None:

@@ -21,7 +21,7 @@ import sympy as sp
 
 from derive.derivation import Derivation, derive_shown
 from derive.errors import DeriveError
-from derive.files import write_atomically, write_set
+from derive.files import write_set
 from derive.render.environment import latex_environment
 from derive.render.printers import NotationLatexPrinter, eliding
 from derive.render.view import Printers, build_view, display_for, elided, picked, position
@@ -387,14 +387,6 @@ def run_pdflatex(source: str, where: str = "document") -> tuple[bytes, str]:
             if "Rerun to get" not in log and "Rerun LaTeX" not in log:  # longtable settles its widths so
                 break
         return (Path(work) / "doc.pdf").read_bytes(), log
-
-
-def compile_pdf(tex: Path) -> Path:
-    """The PDF of a written .tex file, beside it; reproducible (fixed dates, no random IDs)."""
-    pdf, _ = run_pdflatex(tex.read_text(encoding="utf-8"), str(tex))
-    target = tex.with_suffix(".pdf")
-    write_atomically(target, pdf)
-    return target
 
 
 def first_error(log: str) -> str:

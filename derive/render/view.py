@@ -333,10 +333,7 @@ def output_entry(d: Derivation, b: _Builder) -> dict[str, Any] | None:
     forms = d.teaching.index.output if d.teaching.index is not None else None
     if forms is None or d.network.layers[-1].activation.elementwise:
         return None
-    display = display_for(d)
-    display = dataclasses.replace(display, functions=(display.functions[-1],), depth=1,
-                                  labels=((1, display.label(d.network.depth)),))
-    printer = b.make_printer(display)
+    printer = b.make_printer(_output_display(d, display_for(d).label(d.network.depth)))
     b.methods[forms.check.method] = None
     lhs = printer(forms.lhs)
     return {"kind": "entry", "lhs": lhs, "forms": [f for f in map(printer, forms.forms) if f != lhs],
@@ -354,9 +351,10 @@ def _generic_display(d: Derivation, template: int = 1) -> Display:
                                labels=((t - 1, "l−1"), (t, "l"), (t + 1, "l+1")))
 
 
-def _output_display(d: Derivation) -> Display:
+def _output_display(d: Derivation, label: str | None = None) -> Display:
+    """The index form's output layer (named layer 1 there) written N (L is the loss), or `label`."""
     display = display_for(d)
-    label = d.spec.notation.output_layer or "N"  # N layers: L is the loss
+    label = label or d.spec.notation.output_layer or "N"
     return dataclasses.replace(display, functions=(display.functions[-1],), depth=1, labels=((1, label),))
 
 
@@ -428,15 +426,6 @@ def chains_view(d: Derivation, b: _Builder) -> list[dict[str, Any]]:
         out.append({"lhs": p.expr(c.lhs), "shared": [b.factor(f) for f in shared], "delta": delta_row,
                     "last": b.factor(c.factors[-1]), "check": check_view(c.check)})
     return out
-
-
-def recursion_view(d: Derivation, make_printer, b: _Builder) -> dict[str, Any] | None:
-    r = d.teaching.recursion
-    if r is None:
-        return None
-    generic = make_printer(dataclasses.replace(_generic_display(d), depth=d.network.depth))
-    b.methods[r.check.method] = None
-    return {"lhs": generic(r.step.lhs), "rhs": generic(r.step.rhs), "check": check_view(r.check)}
 
 
 def example_view(d: Derivation, b: _Builder) -> dict[str, Any] | None:
@@ -563,7 +552,6 @@ def build_view(d: Derivation, p: Printers, make_printer: Callable[[Display], Cal
         "loss_gradient": p.expr(d.blocks["gL"].T if spec.convention == "column" else d.blocks["gL"]),
         "backward": backward,
         "index": index_view(d, p, make_printer, b),
-        "recursion": recursion_view(d, make_printer, b),
         "general": general_view(d, make_printer, b),
         "delta_row_name": make_printer(_generic_display(d))(d.blocks.as_row(d.blocks["delta1"])),
         "delta_definition": delta_definition(d, p.latex, make_printer),
